@@ -1,0 +1,49 @@
+# cri-runtime — see README.md. `make run` and `make test` install what they need.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin:$(CURDIR)/_output/bin
+GO ?= go
+BIN := $(CURDIR)/bin
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/cri-runtime/cri-runtime/pkg/cri.RuntimeVersion=$(VERSION)
+GOTEST_FLAGS ?=
+
+.PHONY: all build deps run test test-unit test-integration test-e2e bench vet fmt clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cri-runtime ./cmd/cri-runtime
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/cri-runtime-shim ./cmd/cri-runtime-shim
+
+deps:
+	hack/install-deps.sh
+
+# Installs what is missing, builds, and runs the daemon in the foreground
+# with embedded defaults on /run/cri-runtime/cri-runtime.sock.
+run: deps build
+	hack/install-cni-config.sh /etc/cni/net.d
+	$(BIN)/cri-runtime
+
+test: deps build
+	hack/install-test-tools.sh
+	$(MAKE) vet
+	$(MAKE) test-unit
+	$(MAKE) test-e2e
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+# Unit and integration tests (integration tests use real runc, as root).
+test-unit:
+	$(GO) test -race -count=1 -timeout 20m $(GOTEST_FLAGS) ./pkg/... ./cmd/...
+
+test-e2e:
+	CRI_RUNTIME_BIN=$(BIN)/cri-runtime $(GO) test -count=1 -timeout 30m -v ./test/e2e/... 2>&1 | tee _output/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|critest:|\s+[a-z_]+\.go:[0-9]+:)' ; exit $${PIPESTATUS[0]}
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./test/bench/...
+
+clean:
+	rm -rf $(BIN) _output

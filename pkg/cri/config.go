@@ -1,0 +1,91 @@
+package cri
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+// CgroupDriver names how container cgroups are laid out.
+type CgroupDriver string
+
+// The cgroup drivers.
+const (
+	CgroupDriverCgroupfs CgroupDriver = "cgroupfs"
+	CgroupDriverSystemd  CgroupDriver = "systemd"
+)
+
+// Validate refuses unknown drivers.
+func (d CgroupDriver) Validate() error {
+	switch d {
+	case CgroupDriverCgroupfs, CgroupDriverSystemd:
+		return nil
+	}
+	return fmt.Errorf("cgroup_driver %q: want cgroupfs or systemd: %w", d, errdefs.ErrInvalidArgument)
+}
+
+// RuntimeHandler is one RuntimeClass handler: the OCI runtime binary that
+// runs its containers.
+type RuntimeHandler struct {
+	// BinaryPath is the OCI runtime (runc, crun, …): a path or a name on PATH.
+	BinaryPath string `toml:"binary_path"`
+	// Root is the runtime's state dir (--root); empty means <state>/<handler>.
+	Root string `toml:"root"`
+}
+
+// Config is the [cri] section of the config file.
+type Config struct {
+	// DefaultRuntimeHandler serves pods that name no handler.
+	DefaultRuntimeHandler string `toml:"default_runtime_handler"`
+	// Runtimes maps RuntimeClass handler names to OCI runtimes.
+	Runtimes map[string]RuntimeHandler `toml:"runtimes"`
+	// CgroupDriver is cgroupfs or systemd.
+	CgroupDriver CgroupDriver `toml:"cgroup_driver"`
+	// SandboxImage, when set, runs pod sandboxes from this image instead of
+	// the pause program that ships with cri-runtime.
+	SandboxImage string `toml:"sandbox_image"`
+	// StreamingAddress is where exec/attach/port-forward are served.
+	StreamingAddress string `toml:"streaming_address"`
+	// StreamingPort is the streaming server's port; "0" picks a free one.
+	StreamingPort string `toml:"streaming_port"`
+}
+
+var handlerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$`)
+
+// DefaultConfig is the [cri] section that applies when the file says nothing.
+func DefaultConfig() Config {
+	return Config{
+		DefaultRuntimeHandler: "runc",
+		Runtimes: map[string]RuntimeHandler{
+			"runc": {BinaryPath: "runc"},
+			"crun": {BinaryPath: "crun"},
+		},
+		CgroupDriver:     CgroupDriverCgroupfs,
+		StreamingAddress: "127.0.0.1",
+		StreamingPort:    "0",
+	}
+}
+
+// Validate checks the section without touching the machine.
+func (c Config) Validate() error {
+	if err := c.CgroupDriver.Validate(); err != nil {
+		return err
+	}
+	if _, ok := c.Runtimes[c.DefaultRuntimeHandler]; !ok {
+		return fmt.Errorf("default_runtime_handler %q is not in [cri.runtimes]: %w", c.DefaultRuntimeHandler, errdefs.ErrInvalidArgument)
+	}
+	for name, h := range c.Runtimes {
+		if !handlerName.MatchString(name) {
+			return fmt.Errorf("runtime handler name %q: %w", name, errdefs.ErrInvalidArgument)
+		}
+		if h.BinaryPath == "" {
+			return fmt.Errorf("runtimes.%s.binary_path is empty: %w", name, errdefs.ErrInvalidArgument)
+		}
+	}
+	if net.ParseIP(c.StreamingAddress) == nil {
+		return fmt.Errorf("streaming_address %q is not an IP address: %w", c.StreamingAddress, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}

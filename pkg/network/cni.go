@@ -322,7 +322,7 @@ func (m *Manager) Setup(ctx context.Context, req SetupRequest) (_ *Result, retEr
 		// Undo the plugins that ran, even if ctx is already cancelled.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		if err := m.cni.DelNetworkList(cctx, list, rt); err != nil {
+		if err := m.undoAdd(cctx, list, rt); err != nil {
 			retErr = errors.Join(retErr, fmt.Errorf("undo cni add: %w", err))
 		}
 	}()
@@ -381,6 +381,15 @@ func (m *Manager) Teardown(ctx context.Context, req SetupRequest) error {
 			}
 			if att.CapabilityArgs != nil {
 				art.CapabilityArgs = att.CapabilityArgs
+			}
+			if netns == "" {
+				scratch, err := m.rebuildInterface(ctx, list, &art)
+				if err != nil {
+					logger.V(2).Info("Could not rebuild the sandbox interface for DEL; plugins that read it (bridge ipMasq) may leave rules behind", "err", err)
+				} else if scratch != nil {
+					art.NetNS = scratch.Path()
+					defer func() { _ = scratch.Remove() }()
+				}
 			}
 			if err := m.cni.DelNetworkList(ctx, list, &art); err != nil {
 				errs = append(errs, fmt.Errorf("cni del network %q for sandbox %s: %w", list.Name, req.ID, err))
@@ -477,6 +486,25 @@ func (m *Manager) CachedResult(id string) (*Result, error) {
 	}
 	sortIPv4First(res.IPs)
 	return res, nil
+}
+
+// undoAdd runs DEL for each plugin of list separately, last first, so that
+// one failing DEL (typically of the plugin whose ADD failed) does not stop
+// the others from undoing their part. Plugins that are not installed never
+// ran and are skipped.
+func (m *Manager) undoAdd(ctx context.Context, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
+	var errs []error
+	for i := len(list.Plugins) - 1; i >= 0; i-- {
+		p := list.Plugins[i]
+		if _, err := invoke.FindInPath(p.Network.Type, m.cfg.BinDirs); err != nil {
+			continue
+		}
+		one := &libcni.NetworkConfigList{Name: list.Name, CNIVersion: list.CNIVersion, Plugins: list.Plugins[i : i+1], Bytes: list.Bytes}
+		if err := m.cni.DelNetworkList(ctx, one, rt); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // convertResult keeps the interfaces inside the namespace and their IPs.

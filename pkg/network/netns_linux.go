@@ -79,12 +79,18 @@ func NewNamedNetNS(dir, name string) (_ *NetNS, retErr error) {
 	return &NetNS{path: p}, nil
 }
 
+var prepareMu sync.Mutex
+
 // prepareNetNSDir creates dir and makes it a shared mount point, the way
 // iproute2 treats /run/netns. Shared propagation lets an unmount of a pinned
 // namespace reach the copies that mount namespaces created later (container
 // mount namespaces, a daemon re-exec'd in its own) received, so the
 // namespace is really freed when Remove unmounts it.
 func prepareNetNSDir(dir string) error {
+	// Serialized: two callers that both find dir not yet a mount point
+	// would otherwise each bind it onto itself, stacking mounts.
+	prepareMu.Lock()
+	defer prepareMu.Unlock()
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return fmt.Errorf("create netns dir: %w", err)
 	}

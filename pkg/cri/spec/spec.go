@@ -156,7 +156,11 @@ func newSpec(rootfs string) *specs.Spec {
 		Version: specs.Version,
 		Root:    &specs.Root{Path: rootfs},
 		Process: &specs.Process{Cwd: "/"},
-		Linux:   &specs.Linux{Resources: &specs.LinuxResources{}},
+		Linux: &specs.Linux{Resources: &specs.LinuxResources{
+			// Deny every device; runc adds its default allow list, and
+			// WithDevices/WithPrivileged add the rest.
+			Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
+		}},
 	}
 }
 

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/cri-runtime/cri-runtime/pkg/cri"
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/runtime"
+)
+
+// configVersion is the version of the config file format this build reads.
+const configVersion = 1
+
+// Config is the whole config file. Each package owns its section.
+type Config struct {
+	Version int            `toml:"version"`
+	CRI     cri.Config     `toml:"cri"`
+	Runtime runtime.Config `toml:"runtime"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		Version: configVersion,
+		CRI:     cri.DefaultConfig(),
+		Runtime: runtime.DefaultConfig(),
+	}
+}
+
+// Validate checks every section.
+func (c Config) Validate() error {
+	if c.Version != configVersion {
+		return fmt.Errorf("config version %d: this build reads version %d: %w", c.Version, configVersion, errdefs.ErrInvalidArgument)
+	}
+	if err := c.CRI.Validate(); err != nil {
+		return fmt.Errorf("[cri]: %w", err)
+	}
+	if err := c.Runtime.Validate(); err != nil {
+		return fmt.Errorf("[runtime]: %w", err)
+	}
+	return nil
+}
+
+// loadConfig reads path over the defaults and refuses unknown keys. A
+// missing file at the default path means "all defaults"; a missing file
+// that was named explicitly is an error.
+func loadConfig(path string, explicit bool) (Config, error) {
+	cfg := defaultConfig()
+	data, err := os.ReadFile(path)
+	switch {
+	case os.IsNotExist(err) && !explicit:
+		return cfg, cfg.Validate()
+	case err != nil:
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	// A file that sets a map (runtimes) replaces the default entries only
+	// where it names them: decoding merges into the defaults.
+	md, err := toml.Decode(string(data), &cfg)
+	if err != nil {
+		return cfg, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return cfg, fmt.Errorf("config %s: unknown keys %s: %w", path, strings.Join(keys, ", "), errdefs.ErrInvalidArgument)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// encodeConfig prints a config in the file format.
+func encodeConfig(cfg Config) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString("# cri-runtime configuration (/etc/cri-runtime/config.toml).\n")
+	buf.WriteString("# Every key is optional; these are the defaults. Unknown keys are refused.\n\n")
+	if err := toml.NewEncoder(&buf).Encode(cfg); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,157 @@
+// Command cri-runtime is the CRI runtime daemon: it serves the CRI v1
+// RuntimeService and ImageService on a unix socket.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"google.golang.org/grpc"
+	"k8s.io/klog/v2"
+
+	"github.com/cri-runtime/cri-runtime/pkg/cri"
+	"github.com/cri-runtime/cri-runtime/pkg/runtime"
+	"github.com/cri-runtime/cri-runtime/pkg/store"
+)
+
+const defaultConfigPath = "/etc/cri-runtime/config.toml"
+
+type flags struct {
+	config string
+	root   string
+	state  string
+	socket string
+}
+
+func main() {
+	klog.InitFlags(nil)
+	var f flags
+	flag.StringVar(&f.config, "config", defaultConfigPath, "config file (TOML)")
+	flag.StringVar(&f.root, "root", "/var/lib/cri-runtime", "dir for what survives a reboot: metadata, images, container layers")
+	flag.StringVar(&f.state, "state", "/run/cri-runtime", "dir for runtime state: task bundles, shim sockets, network namespaces")
+	flag.StringVar(&f.socket, "socket", "/run/cri-runtime/cri-runtime.sock", "CRI unix socket")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n       %s config default\n\n", os.Args[0], os.Args[0])
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	explicitConfig := false
+	flag.Visit(func(fl *flag.Flag) {
+		if fl.Name == "config" {
+			explicitConfig = true
+		}
+	})
+
+	if args := flag.Args(); len(args) > 0 {
+		if len(args) == 2 && args[0] == "config" && args[1] == "default" {
+			out, err := encodeConfig(defaultConfig())
+			if err != nil {
+				fail(err)
+			}
+			os.Stdout.Write(out)
+			return
+		}
+		fail(fmt.Errorf("unknown command %q", args))
+	}
+	cfg, err := loadConfig(f.config, explicitConfig)
+	if err != nil {
+		fail(err)
+	}
+	if err := run(f, cfg); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	klog.Background().Error(err, "cri-runtime failed")
+	klog.Flush()
+	os.Exit(1)
+}
+
+func run(f flags, cfg Config) error {
+	logger := klog.Background()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	ctx = klog.NewContext(ctx, logger)
+
+	for _, dir := range []string{f.root, f.state} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return err
+		}
+	}
+	st, err := store.Open(filepath.Join(f.root, "meta.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rt, err := runtime.New(f.state, st, cfg.Runtime)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+
+	svc, err := cri.New(cfg.CRI, cri.WithStateDir(f.state), cri.WithRootDir(f.root))
+	if err != nil {
+		return err
+	}
+	lis, err := listen(f.socket)
+	if err != nil {
+		return err
+	}
+	srv := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(cri.UnaryInterceptor(svc)),
+		grpc.ChainStreamInterceptor(cri.StreamInterceptor(svc)),
+	)
+	svc.Register(srv)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(lis) }()
+	logger.Info("Serving CRI", "path", f.socket, "root", f.root, "state", f.state)
+
+	// Restore runs while the socket already answers (Unavailable until it
+	// is done), so the kubelet sees a live runtime at once.
+	if err := rt.Restore(ctx); err != nil {
+		srv.Stop()
+		return fmt.Errorf("restore tasks: %w", err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		srv.Stop()
+		return err
+	}
+	logger.Info("Ready")
+
+	select {
+	case <-ctx.Done():
+		logger.Info("Shutting down; containers keep running")
+		srv.GracefulStop()
+		return nil
+	case err := <-serveErr:
+		return err
+	}
+}
+
+// listen opens the CRI socket: root-owned, mode 0660, replacing a stale
+// socket file of an earlier run.
+func listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		lis.Close()
+		return nil, err
+	}
+	return lis, nil
+}

@@ -1,0 +1,101 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/cri-runtime/cri-runtime/pkg/store"
+)
+
+// restoreWorkers bounds how many shims are reconnected at once.
+const restoreWorkers = 8
+
+// Restore brings back every task of a previous run: a task whose shim
+// answers goes back into the task list and is monitored again; a task whose
+// shim is dead (or whose bundle is gone, as after a reboot) is cleaned up
+// and its exit published. Nothing here aborts start-up: a task that cannot
+// be read is logged and cleaned up.
+func (r *Runtime) Restore(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	var recs []taskRecord
+	if err := r.store.List(ctx, store.KindTasks, func(key string, dec store.Decoder) error {
+		var rec taskRecord
+		if err := dec(&rec); err != nil {
+			logger.Error(err, "Unreadable task record; skipping", "key", key)
+			return nil
+		}
+		recs = append(recs, rec)
+		return nil
+	}); err != nil {
+		return err
+	}
+	work := make(chan taskRecord)
+	var wg sync.WaitGroup
+	for range min(restoreWorkers, len(recs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rec := range work {
+				r.restoreOne(ctx, rec)
+			}
+		}()
+	}
+	for _, rec := range recs {
+		work <- rec
+	}
+	close(work)
+	wg.Wait()
+	return nil
+}
+
+// restoreOne reconciles one recorded task against its shim.
+func (r *Runtime) restoreOne(ctx context.Context, rec taskRecord) {
+	logger := klog.FromContext(ctx).WithValues("taskID", rec.ID, "namespace", rec.Namespace)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, statErr := os.Stat(rec.Bundle)
+	var shim *shimAndState
+	if statErr == nil {
+		shim = tryConnect(ctx, rec)
+	}
+	switch {
+	case errors.Is(statErr, os.ErrNotExist):
+		// The bundle is gone (a reboot emptied the state dir): the task
+		// cannot be running. Release what is left and report it exited.
+		logger.Info("Task's bundle is gone; cleaning up")
+		if _, err := r.cleanupDead(ctx, nil, &rec); err != nil {
+			logger.Error(err, "Failed to clean up a task without a bundle")
+		}
+	case shim == nil:
+		// The shim is dead: clean up after it, with the exit it recorded.
+		logger.Info("Shim of task is dead; cleaning up")
+		if _, err := r.cleanupDead(ctx, nil, &rec); err != nil {
+			logger.Error(err, "Failed to clean up a task of a dead shim")
+		}
+	default:
+		// The shim lives: the task goes back into the list; the monitor
+		// picks up an exit that happened while we were away.
+		t := newTask(r, rec, shim.conn, shim.taskPid)
+		r.add(t)
+		r.startMonitor(t)
+		logger.V(2).Info("Restored task", "pid", shim.taskPid)
+	}
+}
+
+type shimAndState struct {
+	conn    *shimConn
+	taskPid int
+}
+
+func tryConnect(ctx context.Context, rec taskRecord) *shimAndState {
+	conn, resp, err := connectShim(ctx, rec)
+	if err != nil {
+		return nil
+	}
+	return &shimAndState{conn: conn, taskPid: resp.TaskPid}
+}

@@ -1,0 +1,447 @@
+// Package image pulls images from OCI registries, keeps their layers
+// unpacked for overlayfs, and prepares per-container overlay root file
+// systems.
+//
+// It speaks images, not CRI: pkg/cri builds the CRI image service on top
+// of it. It imports only pkg/store and pkg/errdefs of cri-runtime. See
+// docs/image.md for the layout on disk, the pull pipeline and the GC rules.
+package image
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/store"
+)
+
+// Service is the image service. Its methods are safe for concurrent use.
+type Service struct {
+	root      string
+	st        *store.Store
+	cfg       Config
+	platform  platform
+	transport http.RoundTripper // nil: the service's own
+
+	secure, skipVerify http.RoundTripper
+
+	ctx    context.Context // ended by Close: cancels running pulls
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	pulls      *flight[Image]
+	layerPulls *flight[layerRecord]
+
+	// mu guards the caches below and orders every write of image, layer
+	// and rootfs records with the layer GC. It is never held across
+	// network I/O or an unpack.
+	mu     sync.Mutex
+	images map[string]*Image       // by ID
+	layers map[string]layerRecord  // by diffID
+	rootfs map[string]rootfsRecord // by container ID
+	leases map[string]int          // diffIDs a running pull depends on
+}
+
+// layerRecord is the store.KindLayers record of one unpacked layer, keyed
+// by its diffID. It is written only after the layer's directory is
+// complete and in place.
+type layerRecord struct {
+	DiffID string      `json:"diffID"`
+	Short  string      `json:"short"` // name of its link in <root>/l
+	Stats  unpackStats `json:"stats"`
+	// Digest and MediaType of the blob it was unpacked from (informative:
+	// another blob with the same uncompressed content is the same layer).
+	Digest    string    `json:"digest"`
+	MediaType string    `json:"mediaType"`
+	Created   time.Time `json:"created"`
+}
+
+// Option configures New.
+type Option func(*Service)
+
+// WithTransport sends all registry traffic through rt instead of the
+// service's own transport (tests: counting proxies, a dialer that refuses
+// anything but loopback). The http:// policy and auth still apply on top.
+func WithTransport(rt http.RoundTripper) Option { return func(s *Service) { s.transport = rt } }
+
+// New opens the image service rooted at root (created if missing) over the
+// metadata store st. It removes what an interrupted pull or removal left
+// behind, drops records whose files are gone, and collects unused layers.
+func New(root string, st *store.Store, cfg Config, opts ...Option) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !filepath.IsAbs(root) {
+		return nil, fmt.Errorf("image root %q is not absolute: %w", root, errdefs.ErrInvalidArgument)
+	}
+	p, _ := parsePlatform(cfg.Platform)
+	s := &Service{
+		root:     filepath.Clean(root),
+		st:       st,
+		cfg:      cfg,
+		platform: p,
+		images:   map[string]*Image{},
+		layers:   map[string]layerRecord{},
+		rootfs:   map[string]rootfsRecord{},
+		leases:   map[string]int{},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.secure, s.skipVerify = newTransports()
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.pulls = newFlight[Image](s.ctx, &s.wg)
+	s.layerPulls = newFlight[layerRecord](s.ctx, &s.wg)
+	if err := s.recover(context.Background()); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close cancels running pulls and waits for them. The store stays open:
+// it belongs to the caller.
+func (s *Service) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Service) layersDir() string           { return filepath.Join(s.root, "layers") }
+func (s *Service) layerDir(diffID string) string { return filepath.Join(s.root, "layers", hexOf(diffID)) }
+func (s *Service) linksDir() string            { return filepath.Join(s.root, "l") }
+func (s *Service) containersDir() string       { return filepath.Join(s.root, "containers") }
+func (s *Service) tmpDir() string              { return filepath.Join(s.root, "tmp") }
+func (s *Service) trashDir() string            { return filepath.Join(s.root, "trash") }
+
+func hexOf(d string) string { return strings.TrimPrefix(d, "sha256:") }
+
+// recover brings the disk and the records back into agreement after a
+// crash. Anything half-done is discarded; a later pull redoes it.
+func (s *Service) recover(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	for _, d := range []string{s.tmpDir(), s.trashDir()} {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("clean %s: %w", d, err)
+		}
+	}
+	for _, d := range []string{s.root, s.layersDir(), s.linksDir(), s.containersDir(), s.tmpDir(), s.trashDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+
+	// Layers: a record without its directory is dropped; a directory
+	// without a record (a crash between rename and record) is removed.
+	err := s.st.List(ctx, store.KindLayers, func(key string, dec store.Decoder) error {
+		var rec layerRecord
+		if err := dec(&rec); err != nil {
+			return err
+		}
+		s.layers[key] = rec
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load layers: %w", err)
+	}
+	for id, rec := range s.layers {
+		if _, err := os.Stat(filepath.Join(s.layerDir(id), "diff")); err != nil {
+			logger.Info("Dropped layer record without files", "layer", id)
+			delete(s.layers, id)
+			if err := s.st.Delete(ctx, store.KindLayers, id); err != nil && !errdefs.IsNotFound(err) {
+				return err
+			}
+			continue
+		}
+		if err := s.ensureLink(rec); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(s.layersDir())
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if _, ok := s.layers["sha256:"+e.Name()]; !ok {
+			if err := os.RemoveAll(filepath.Join(s.layersDir(), e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	shorts := map[string]bool{}
+	for _, rec := range s.layers {
+		shorts[rec.Short] = true
+	}
+	links, err := os.ReadDir(s.linksDir())
+	if err != nil {
+		return err
+	}
+	for _, e := range links {
+		if !shorts[e.Name()] {
+			os.Remove(filepath.Join(s.linksDir(), e.Name()))
+		}
+	}
+
+	// Images: one whose layers are not all present cannot be used; drop it
+	// so that the next pull fetches it again.
+	err = s.st.List(ctx, store.KindImages, func(key string, dec store.Decoder) error {
+		img := new(Image)
+		if err := dec(img); err != nil {
+			return err
+		}
+		s.images[key] = img
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load images: %w", err)
+	}
+	for id, img := range s.images {
+		for _, d := range img.DiffIDs {
+			if _, ok := s.layers[d]; !ok {
+				logger.Info("Dropped image with missing layers", "image", id, "layer", d)
+				delete(s.images, id)
+				if err := s.st.Delete(ctx, store.KindImages, id); err != nil && !errdefs.IsNotFound(err) {
+					return err
+				}
+				break
+			}
+		}
+	}
+
+	if err := s.loadRootfs(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	trash, err := s.collectLocked(ctx)
+	s.mu.Unlock()
+	s.emptyTrash(trash)
+	return err
+}
+
+func (s *Service) ensureLink(rec layerRecord) error {
+	link := filepath.Join(s.linksDir(), rec.Short)
+	target := filepath.Join("..", "layers", hexOf(rec.DiffID), "diff")
+	if cur, err := os.Readlink(link); err == nil && cur == target {
+		return nil
+	}
+	os.Remove(link)
+	return os.Symlink(target, link)
+}
+
+// newShort returns a fresh link name: 10 base32 characters (50 random
+// bits) keep each lowerdir entry short, so ~100 layers fit the one page
+// the kernel accepts for mount options even under a long root.
+func newShort() string {
+	var b [7]byte
+	rand.Read(b[:])
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])[:10]
+}
+
+// Get finds an image by ID ("sha256:<hex>" or the bare hex), by
+// normalized name ("busybox" = "docker.io/library/busybox:latest"), by
+// name@digest, or by a unique ID prefix of at least 4 hex digits.
+func (s *Service) Get(ctx context.Context, ref string) (Image, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img, _, err := s.lookupLocked(ref)
+	if err != nil {
+		return Image{}, err
+	}
+	return img.clone(), nil
+}
+
+// List returns every image, ordered by ID.
+func (s *Service) List(ctx context.Context) ([]Image, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Image, 0, len(s.images))
+	for _, img := range s.images {
+		out = append(out, img.clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+var (
+	fullID   = regexp.MustCompile(`^(?:sha256:)?([a-f0-9]{64})$`)
+	idPrefix = regexp.MustCompile(`^(?:sha256:)?([a-f0-9]{4,63})$`)
+)
+
+// lookupLocked resolves ref to an image and, when ref was a name, that
+// name in its normalized form ("" for an ID). Caller holds s.mu.
+func (s *Service) lookupLocked(ref string) (*Image, string, error) {
+	if m := fullID.FindStringSubmatch(ref); m != nil {
+		if img, ok := s.images["sha256:"+m[1]]; ok {
+			return img, "", nil
+		}
+	}
+	if r, err := ParseReference(ref); err == nil {
+		name := r.tagged()
+		if r.Digest != "" {
+			name = r.digested(r.Digest)
+		}
+		for _, img := range s.images {
+			if slices.Contains(img.RepoTags, name) || slices.Contains(img.RepoDigests, name) {
+				return img, name, nil
+			}
+		}
+	}
+	if m := idPrefix.FindStringSubmatch(ref); m != nil {
+		var found *Image
+		for id, img := range s.images {
+			if strings.HasPrefix(hexOf(id), m[1]) {
+				if found != nil {
+					return nil, "", fmt.Errorf("image ID prefix %q is ambiguous: %w", ref, errdefs.ErrInvalidArgument)
+				}
+				found = img
+			}
+		}
+		if found != nil {
+			return found, "", nil
+		}
+	}
+	return nil, "", fmt.Errorf("image %q: %w", ref, errdefs.ErrNotFound)
+}
+
+// Remove removes a name or an image. By name (name:tag or name@digest) it
+// removes that name, and the image with its last name. By ID (or ID
+// prefix) it removes the image with all its names. Layers that no image
+// and no container rootfs uses any more are deleted. An absent image is
+// ErrNotFound.
+func (s *Service) Remove(ctx context.Context, ref string) error {
+	logger := klog.FromContext(ctx)
+	s.mu.Lock()
+	img, name, err := s.lookupLocked(ref)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	next := img.clone()
+	if name != "" {
+		next.RepoTags = slices.DeleteFunc(next.RepoTags, func(n string) bool { return n == name })
+		next.RepoDigests = slices.DeleteFunc(next.RepoDigests, func(n string) bool { return n == name })
+	}
+	if name == "" || next.names() == 0 {
+		err = s.deleteImageLocked(ctx, img.ID)
+	} else {
+		err = s.putImageLocked(ctx, next)
+	}
+	var trash []string
+	if err == nil {
+		trash, err = s.collectLocked(ctx)
+	}
+	s.mu.Unlock()
+	s.emptyTrash(trash)
+	if err != nil {
+		return fmt.Errorf("remove image %q: %w", ref, err)
+	}
+	logger.V(2).Info("Removed image", "image", ref, "imageID", img.ID)
+	return nil
+}
+
+// Pin marks the image ref resolves to as pinned (or not).
+func (s *Service) Pin(ctx context.Context, ref string, pinned bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img, _, err := s.lookupLocked(ref)
+	if err != nil {
+		return err
+	}
+	next := img.clone()
+	next.Pinned = pinned
+	return s.putImageLocked(ctx, next)
+}
+
+// putImageLocked persists img, then publishes it. Caller holds s.mu.
+func (s *Service) putImageLocked(ctx context.Context, img Image) error {
+	if err := s.st.Put(ctx, store.KindImages, img.ID, img); err != nil {
+		return err
+	}
+	s.images[img.ID] = &img
+	return nil
+}
+
+func (s *Service) deleteImageLocked(ctx context.Context, id string) error {
+	if err := s.st.Delete(ctx, store.KindImages, id); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	delete(s.images, id)
+	return nil
+}
+
+// collectLocked deletes the records of layers that no image, no container
+// rootfs and no running pull uses, and moves their directories to the
+// trash; the caller empties the trash after releasing s.mu.
+func (s *Service) collectLocked(ctx context.Context) ([]string, error) {
+	used := map[string]bool{}
+	for _, img := range s.images {
+		for _, d := range img.DiffIDs {
+			used[d] = true
+		}
+	}
+	for _, rec := range s.rootfs {
+		for _, d := range rec.DiffIDs {
+			used[d] = true
+		}
+	}
+	for d := range s.leases {
+		used[d] = true
+	}
+	var trash []string
+	var errs []error
+	for id, rec := range s.layers {
+		if used[id] {
+			continue
+		}
+		if err := s.st.Delete(ctx, store.KindLayers, id); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, err)
+			continue
+		}
+		delete(s.layers, id)
+		os.Remove(filepath.Join(s.linksDir(), rec.Short))
+		t := filepath.Join(s.trashDir(), hexOf(id)+"-"+newShort())
+		if err := os.Rename(s.layerDir(id), t); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		trash = append(trash, t)
+		klog.FromContext(ctx).V(4).Info("Collected unused layer", "layer", id)
+	}
+	return trash, errors.Join(errs...)
+}
+
+func (s *Service) emptyTrash(paths []string) {
+	for _, p := range paths {
+		if err := os.RemoveAll(p); err != nil {
+			// New empties the trash anyway.
+			klog.Background().V(4).Info("Could not remove layer files", "path", p, "err", err)
+		}
+	}
+}
+
+// FsInfo reports what the unpacked layers use, for ImageFsInfo: bytes of
+// file content and inodes, summed from what each unpack counted (no
+// directory walk), and the directory they live in.
+func (s *Service) FsInfo(ctx context.Context) (usedBytes, inodesUsed uint64, mountpoint string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rec := range s.layers {
+		usedBytes += uint64(rec.Stats.Bytes)
+		inodesUsed += uint64(rec.Stats.Inodes)
+	}
+	return usedBytes, inodesUsed, s.layersDir(), nil
+}

@@ -33,7 +33,7 @@ func readRootFile(rootfs, name string) ([]byte, error) {
 	}
 	root, err := os.OpenRoot(rootfs)
 	if err != nil {
-		return nil, fmt.Errorf("open rootfs %s: %w: %w", rootfs, err, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("open rootfs %s: %v: %w", rootfs, err, errdefs.ErrFailedPrecondition)
 	}
 	defer root.Close()
 	rel, err := resolveInRoot(root, name)

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -92,7 +93,12 @@ func TestCritest(t *testing.T) {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	t.Logf("critest %s (log: %s)", strings.Join(args, " "), logPath)
 	start := time.Now()
-	runErr := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	critestPID.Store(int64(cmd.Process.Pid))
+	runErr := cmd.Wait()
+	critestPID.Store(0)
 	wall := time.Since(start).Round(100 * time.Millisecond)
 
 	specs, err := readJUnit(report)
@@ -117,6 +123,16 @@ func TestCritest(t *testing.T) {
 	}
 	if res.passed+res.failed == 0 {
 		t.Errorf("critest ran no spec (exit: %v)", runErr)
+	}
+}
+
+// critestPID is the running critest's pid (its process group), for the
+// harness to kill on an interrupt.
+var critestPID atomic.Int64
+
+func killCritest() {
+	if pid := critestPID.Load(); pid > 0 {
+		_ = syscall.Kill(-int(pid), syscall.SIGKILL)
 	}
 }
 

@@ -21,9 +21,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,13 +63,26 @@ func run(m *testing.M) int {
 		daemon          *exec.Cmd
 		startedRegistry bool
 		shmBefore       map[int]bool
+		once            sync.Once
+		leaked          []string
 	)
-	defer func() {
-		// Whatever happened, undo it; a panic in setup still gets here.
-		if r := recover(); r != nil {
-			fmt.Fprintf(os.Stderr, "e2e: panic: %v\n", r)
-		}
+	cleanup := func() {
+		once.Do(func() { leaked = teardown(daemon, startedRegistry, shmBefore) })
+	}
+	// ^C (or CI's SIGTERM) would kill the test binary and leave the daemon,
+	// which runs in its own process group, and its pods behind: tear down
+	// first. (go test -timeout panics instead; TestCritest's budget keeps
+	// the run well inside the -timeout docs/testing.md asks for.)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		fmt.Fprintf(os.Stderr, "e2e: %v: tearing down\n", sig)
+		killCritest()
+		cleanup()
+		os.Exit(1)
 	}()
+
 	env.setupErr = setup(&daemon, &startedRegistry, &shmBefore)
 	if env.setupErr != nil {
 		fmt.Fprintf(os.Stderr, "e2e: setup failed: %v\n", env.setupErr)
@@ -77,8 +92,10 @@ func run(m *testing.M) int {
 		// Every test has already failed with the reason; still clean up.
 		code = 1
 	}
-	if leaks := teardown(daemon, startedRegistry, shmBefore); len(leaks) > 0 {
-		fmt.Fprintf(os.Stderr, "e2e: FAIL: the run left these behind (cleaned up now):\n  %s\n", strings.Join(leaks, "\n  "))
+	signal.Stop(sigs)
+	cleanup()
+	if len(leaked) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: the run left these behind (cleaned up now):\n  %s\n", strings.Join(leaked, "\n  "))
 		code = 1
 	}
 	return code

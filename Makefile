@@ -6,6 +6,7 @@ BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/cri-runtime/cri-runtime/pkg/cri.RuntimeVersion=$(VERSION)
 GOTEST_FLAGS ?=
+CC ?= gcc
 
 .PHONY: all build deps run test test-unit test-integration test-e2e bench vet fmt clean
 
@@ -15,6 +16,7 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cri-runtime ./cmd/cri-runtime
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/cri-runtime-shim ./cmd/cri-runtime-shim
+	$(CC) -static -Os -s -o $(BIN)/cri-runtime-pause cmd/cri-runtime-pause/pause.c
 
 deps:
 	hack/install-deps.sh

@@ -11,6 +11,8 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/image"
+	"github.com/cri-runtime/cri-runtime/pkg/network"
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 )
 
@@ -19,16 +21,23 @@ const configVersion = 1
 
 // Config is the whole config file. Each package owns its section.
 type Config struct {
-	Version int            `toml:"version"`
-	CRI     cri.Config     `toml:"cri"`
-	Runtime runtime.Config `toml:"runtime"`
+	Version  int                  `toml:"version"`
+	CRI      cri.Config           `toml:"cri"`
+	Runtime  runtime.Config       `toml:"runtime"`
+	Image    image.Config         `toml:"image"`
+	Registry image.RegistryConfig `toml:"registry"`
+	Network  network.Config       `toml:"network"`
 }
 
 func defaultConfig() Config {
+	img := image.DefaultConfig()
 	return Config{
-		Version: configVersion,
-		CRI:     cri.DefaultConfig(),
-		Runtime: runtime.DefaultConfig(),
+		Version:  configVersion,
+		CRI:      cri.DefaultConfig(),
+		Runtime:  runtime.DefaultConfig(),
+		Image:    img,
+		Registry: img.Registry,
+		Network:  network.DefaultConfig(),
 	}
 }
 
@@ -42,6 +51,14 @@ func (c Config) Validate() error {
 	}
 	if err := c.Runtime.Validate(); err != nil {
 		return fmt.Errorf("[runtime]: %w", err)
+	}
+	img := c.Image
+	img.Registry = c.Registry
+	if err := img.Validate(); err != nil {
+		return fmt.Errorf("[image]/[registry]: %w", err)
+	}
+	if err := c.Network.Validate(); err != nil {
+		return fmt.Errorf("[network]: %w", err)
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri"
+	"github.com/cri-runtime/cri-runtime/pkg/image"
+	"github.com/cri-runtime/cri-runtime/pkg/network"
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
@@ -97,10 +99,31 @@ func run(f flags, cfg Config) error {
 	}
 	defer rt.Close()
 
-	svc, err := cri.New(cfg.CRI, cri.WithStateDir(f.state), cri.WithRootDir(f.root))
+	imgCfg := cfg.Image
+	imgCfg.Registry = cfg.Registry
+	images, err := image.New(f.root, st, imgCfg)
 	if err != nil {
 		return err
 	}
+	defer images.Close()
+	// The network's dirs follow --root and --state unless the file moved
+	// them, so isolated instances do not share CNI caches or netns.
+	netCfg := cfg.Network
+	if def := network.DefaultConfig(); netCfg.CacheDir == def.CacheDir {
+		netCfg.CacheDir = filepath.Join(f.root, "cni")
+	}
+	if def := network.DefaultConfig(); netCfg.NetNSDir == def.NetNSDir {
+		netCfg.NetNSDir = filepath.Join(f.state, "netns")
+	}
+	netw, err := network.New(netCfg)
+	if err != nil {
+		return err
+	}
+	svc, err := cri.New(cfg.CRI, rt, images, netw, st, cri.WithStateDir(f.state), cri.WithRootDir(f.root))
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
 	lis, err := listen(f.socket)
 	if err != nil {
 		return err

@@ -5,26 +5,9 @@ import (
 	"net"
 	"regexp"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
-
-// CgroupDriver names how container cgroups are laid out.
-type CgroupDriver string
-
-// The cgroup drivers.
-const (
-	CgroupDriverCgroupfs CgroupDriver = "cgroupfs"
-	CgroupDriverSystemd  CgroupDriver = "systemd"
-)
-
-// Validate refuses unknown drivers.
-func (d CgroupDriver) Validate() error {
-	switch d {
-	case CgroupDriverCgroupfs, CgroupDriverSystemd:
-		return nil
-	}
-	return fmt.Errorf("cgroup_driver %q: want cgroupfs or systemd: %w", d, errdefs.ErrInvalidArgument)
-}
 
 // RuntimeHandler is one RuntimeClass handler: the OCI runtime binary that
 // runs its containers.
@@ -41,8 +24,6 @@ type Config struct {
 	DefaultRuntimeHandler string `toml:"default_runtime_handler"`
 	// Runtimes maps RuntimeClass handler names to OCI runtimes.
 	Runtimes map[string]RuntimeHandler `toml:"runtimes"`
-	// CgroupDriver is cgroupfs or systemd.
-	CgroupDriver CgroupDriver `toml:"cgroup_driver"`
 	// SandboxImage, when set, runs pod sandboxes from this image instead of
 	// the pause program that ships with cri-runtime.
 	SandboxImage string `toml:"sandbox_image"`
@@ -50,6 +31,8 @@ type Config struct {
 	StreamingAddress string `toml:"streaming_address"`
 	// StreamingPort is the streaming server's port; "0" picks a free one.
 	StreamingPort string `toml:"streaming_port"`
+	// Containers configures how container and sandbox specs are generated.
+	Containers spec.Config `toml:"containers"`
 }
 
 var handlerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$`)
@@ -62,7 +45,7 @@ func DefaultConfig() Config {
 			"runc": {BinaryPath: "runc"},
 			"crun": {BinaryPath: "crun"},
 		},
-		CgroupDriver:     CgroupDriverCgroupfs,
+		Containers:       spec.DefaultConfig(),
 		StreamingAddress: "127.0.0.1",
 		StreamingPort:    "0",
 	}
@@ -70,8 +53,8 @@ func DefaultConfig() Config {
 
 // Validate checks the section without touching the machine.
 func (c Config) Validate() error {
-	if err := c.CgroupDriver.Validate(); err != nil {
-		return err
+	if err := c.Containers.Validate(); err != nil {
+		return fmt.Errorf("[cri.containers]: %w", err)
 	}
 	if _, ok := c.Runtimes[c.DefaultRuntimeHandler]; !ok {
 		return fmt.Errorf("default_runtime_handler %q is not in [cri.runtimes]: %w", c.DefaultRuntimeHandler, errdefs.ErrInvalidArgument)

@@ -5,6 +5,8 @@ import (
 	"sort"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
 )
 
 // Version reports the runtime's name and versions.
@@ -47,7 +49,7 @@ func (s *Service) Status(ctx context.Context, r *runtimeapi.StatusRequest) (*run
 // lay out cgroups the way this runtime does.
 func (s *Service) RuntimeConfig(ctx context.Context, r *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
 	driver := runtimeapi.CgroupDriver_CGROUPFS
-	if s.cfg.CgroupDriver == CgroupDriverSystemd {
+	if s.cfg.Containers.CgroupDriver == spec.SystemdDriver {
 		driver = runtimeapi.CgroupDriver_SYSTEMD
 	}
 	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: driver}}, nil
@@ -59,4 +61,4 @@ func (s *Service) handlerFeatures(name string) *runtimeapi.RuntimeHandlerFeature
 }
 
 // networkReady is nil when pods can get a network.
-func (s *Service) networkReady() error { return nil }
+func (s *Service) networkReady() error { return s.network.Ready() }

@@ -7,25 +7,66 @@ package cri
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/cri/index"
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/image"
+	"github.com/cri-runtime/cri-runtime/pkg/network"
+	"github.com/cri-runtime/cri-runtime/pkg/runtime"
+	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
 
 // Version facts reported by the Version RPC.
 const (
 	RuntimeName       = "cri-runtime"
-	criAPIVersion     = "v1"
 	kubeAPIVersion    = "0.1.0"
-	defaultNamespace  = "k8s.io"
-	runtimeAPIVersion = criAPIVersion
+	runtimeAPIVersion = "v1"
+	// taskNamespace is the task runtime namespace of every CRI task.
+	taskNamespace = "k8s.io"
 )
 
-// RuntimeVersion is set by main from the build.
+// RuntimeVersion is set at build time.
 var RuntimeVersion = "0.1.0-dev"
 
-// Service serves the CRI. Its fields are the narrow interfaces it needs.
+// taskRuntime is what the facade needs of the task runtime.
+type taskRuntime interface {
+	Create(ctx context.Context, ns, id string, opts runtime.CreateOpts) (*runtime.Task, error)
+	Get(ns, id string) (*runtime.Task, error)
+	Tasks(ns string) []*runtime.Task
+	Delete(ctx context.Context, ns, id string) (*runtime.Exit, error)
+	Subscribe(ctx context.Context) <-chan runtime.Event
+}
+
+// imageService is what the facade needs of the image service.
+type imageService interface {
+	Pull(ctx context.Context, ref string, auth *image.Auth) (image.Image, error)
+	Get(ctx context.Context, ref string) (image.Image, error)
+	List(ctx context.Context) ([]image.Image, error)
+	Remove(ctx context.Context, ref string) error
+	FsInfo(ctx context.Context) (usedBytes, inodesUsed uint64, mountpoint string, err error)
+	PrepareRootfs(ctx context.Context, containerID, imageID string) ([]image.Mount, error)
+	RemoveRootfs(ctx context.Context, containerID string) error
+}
+
+// networkManager is what the facade needs of the pod network.
+type networkManager interface {
+	Ready() error
+	SetPodCIDR(cidr string) error
+	Setup(ctx context.Context, req network.SetupRequest) (*network.Result, error)
+	Teardown(ctx context.Context, req network.SetupRequest) error
+}
+
+// Service serves the CRI. Its fields are the narrow interfaces it needs
+// and the index of its objects.
 type Service struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	runtimeapi.UnimplementedImageServiceServer
@@ -33,8 +74,27 @@ type Service struct {
 	cfg      Config
 	stateDir string
 	rootDir  string
-	ready    atomic.Bool
+	// pauseBinary is the pause program copied into the sandbox rootfs.
+	pauseBinary string
+	oomFloor    int
+
+	tasks   taskRuntime
+	images  imageService
+	network networkManager
+	store   *store.Store
+
+	sandboxes      *index.Index[*sandbox]
+	sandboxNames   *index.Names
+	containers     *index.Index[*container]
+	containerNames *index.Names
+
+	events <-chan runtime.Event
+	cancel context.CancelFunc
+	ready  atomic.Bool
 }
+
+// Option configures a Service.
+type Option func(*Service)
 
 // WithStateDir sets the daemon's state dir (pinned netns, sandbox files).
 func WithStateDir(dir string) Option { return func(s *Service) { s.stateDir = dir } }
@@ -42,26 +102,68 @@ func WithStateDir(dir string) Option { return func(s *Service) { s.stateDir = di
 // WithRootDir sets the daemon's root dir.
 func WithRootDir(dir string) Option { return func(s *Service) { s.rootDir = dir } }
 
-// Option configures a Service.
-type Option func(*Service)
+// WithPauseBinary sets the pause program (default: cri-runtime-pause next
+// to the daemon, then on PATH).
+func WithPauseBinary(path string) Option { return func(s *Service) { s.pauseBinary = path } }
 
-// New builds the CRI service from its configuration.
-func New(cfg Config, opts ...Option) (*Service, error) {
+// New builds the CRI service. It subscribes to the task runtime's events
+// at once, so that nothing the runtime's restore publishes is missed.
+func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager, st *store.Store, opts ...Option) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg}
+	s := &Service{
+		cfg:            cfg,
+		stateDir:       "/run/cri-runtime",
+		rootDir:        "/var/lib/cri-runtime",
+		tasks:          tasks,
+		images:         images,
+		network:        netw,
+		store:          st,
+		sandboxes:      index.New("pod sandbox", func(sb *sandbox) string { return sb.Meta.ID }),
+		sandboxNames:   index.NewNames("pod sandbox"),
+		containers:     index.New("container", func(c *container) string { return c.Meta.ID }),
+		containerNames: index.NewNames("container"),
+		oomFloor:       ownOOMScoreAdj(),
+	}
 	for _, o := range opts {
 		o(s)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.events = tasks.Subscribe(ctx)
 	return s, nil
 }
 
-// Start restores the service's state; RPCs answer Unavailable until then.
+// ownOOMScoreAdj is the daemon's oom_score_adj: without CAP_SYS_RESOURCE no
+// container may go below it, so requests are clamped to it.
+func ownOOMScoreAdj() int {
+	data, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return -1000
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return -1000
+	}
+	return n
+}
+
+// Start restores the CRI objects and starts handling task events; RPCs
+// answer Unavailable until it returns.
 func (s *Service) Start(ctx context.Context) error {
+	if err := s.preparePauseRootfs(); err != nil {
+		return err
+	}
+	if err := s.restore(ctx); err != nil {
+		return err
+	}
 	s.ready.Store(true)
 	return nil
 }
+
+// Close stops handling events.
+func (s *Service) Close() { s.cancel() }
 
 // Ready reports whether restore has finished.
 func (s *Service) Ready() bool { return s.ready.Load() }
@@ -71,3 +173,28 @@ func (s *Service) Register(srv *grpc.Server) {
 	runtimeapi.RegisterRuntimeServiceServer(srv, s)
 	runtimeapi.RegisterImageServiceServer(srv, s)
 }
+
+// runtimeOpts maps a runtime handler to the task runtime's options; an
+// unknown handler is InvalidArgument.
+func (s *Service) runtimeOpts(handler string) (runtime.RuntimeOpts, error) {
+	if handler == "" {
+		handler = s.cfg.DefaultRuntimeHandler
+	}
+	h, ok := s.cfg.Runtimes[handler]
+	if !ok {
+		return runtime.RuntimeOpts{}, fmt.Errorf("runtime handler %q is not configured: %w", handler, errdefs.ErrInvalidArgument)
+	}
+	root := h.Root
+	if root == "" {
+		root = filepath.Join(s.stateDir, "runtime", handler, taskNamespace)
+	}
+	return runtime.RuntimeOpts{Binary: h.BinaryPath, Root: root}, nil
+}
+
+// sandboxDir holds a sandbox's files on the host: hostname, hosts,
+// resolv.conf and the /dev/shm mount.
+func (s *Service) sandboxDir(id string) string { return filepath.Join(s.stateDir, "sandboxes", id) }
+
+// rootfsDir is where a container's rootfs is mounted on the host.
+func (s *Service) rootfsDir(id string) string { return filepath.Join(s.stateDir, "rootfs", id) }
+

@@ -1,0 +1,182 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/cri/index"
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/store"
+)
+
+// sandboxMeta is what never changes about a sandbox once it runs.
+type sandboxMeta struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"` // <name>_<namespace>_<uid>_<attempt>
+	ConfigDigest   string    `json:"configDigest"`
+	RawConfig      []byte    `json:"config"` // proto-encoded PodSandboxConfig
+	RuntimeHandler string    `json:"runtimeHandler"`
+	NetNSPath      string    `json:"netnsPath,omitempty"`
+	IPs            []string  `json:"ips,omitempty"`
+	CreatedAt      time.Time `json:"createdAt"`
+
+	config *runtimeapi.PodSandboxConfig // decoded RawConfig
+}
+
+// sandboxStatus holds the facts of a sandbox's life; State derives from them.
+//
+//	READY ──stop, or pause exits──► NOTREADY ──remove──► (gone)
+type sandboxStatus struct {
+	Pid       int   `json:"pid"`
+	StoppedAt int64 `json:"stoppedAt,omitempty"` // unix nanos; 0 while ready
+	// NetworkDown is true once the network was torn down.
+	NetworkDown bool `json:"networkDown,omitempty"`
+
+	// stopping and removing are operation flags, never persisted.
+	stopping bool
+	removing bool
+}
+
+func (st sandboxStatus) State() runtimeapi.PodSandboxState {
+	if st.StoppedAt != 0 {
+		return runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+	}
+	return runtimeapi.PodSandboxState_SANDBOX_READY
+}
+
+type sandbox = index.Object[sandboxMeta, sandboxStatus]
+
+// containerMeta is what never changes about a container.
+type containerMeta struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"` // the name reserved: <name>_<sandbox name>
+	SandboxID    string    `json:"sandboxID"`
+	ConfigDigest string    `json:"configDigest"`
+	RawConfig    []byte    `json:"config"` // proto-encoded ContainerConfig
+	ImageRef     string    `json:"imageRef"` // as requested
+	ImageID      string    `json:"imageID"`
+	ImageName    string    `json:"imageName"` // a repo tag or digest of ImageID
+	LogPath      string    `json:"logPath,omitempty"`
+	StopSignal   string    `json:"stopSignal,omitempty"`
+	UID          int64     `json:"uid"`
+	GID          int64     `json:"gid"`
+	Groups       []int64   `json:"groups,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+	// Resources are the resources of the last UpdateContainerResources
+	// (proto-encoded LinuxContainerResources), or empty.
+	RawResources []byte `json:"resources,omitempty"`
+
+	config *runtimeapi.ContainerConfig // decoded RawConfig
+}
+
+// containerStatus holds the facts of a container's life; State derives from
+// them.
+//
+//	CREATED ──start──► RUNNING ──exit──► EXITED ──remove──► (gone)
+//	   └───────────── exit (start failed, or killed) ──────────┘
+type containerStatus struct {
+	Pid        int    `json:"pid"`
+	StartedAt  int64  `json:"startedAt,omitempty"`  // unix nanos
+	FinishedAt int64  `json:"finishedAt,omitempty"` // unix nanos
+	ExitCode   int32  `json:"exitCode"`
+	Reason     string `json:"reason,omitempty"`
+	Message    string `json:"message,omitempty"`
+	// Unknown is set when the container's task vanished without an exit.
+	Unknown bool `json:"unknown,omitempty"`
+
+	// starting, stopping and removing are operation flags, never persisted.
+	starting bool
+	stopping bool
+	removing bool
+}
+
+func (st containerStatus) State() runtimeapi.ContainerState {
+	switch {
+	case st.Unknown && st.FinishedAt == 0:
+		return runtimeapi.ContainerState_CONTAINER_UNKNOWN
+	case st.FinishedAt != 0:
+		return runtimeapi.ContainerState_CONTAINER_EXITED
+	case st.StartedAt != 0:
+		return runtimeapi.ContainerState_CONTAINER_RUNNING
+	}
+	return runtimeapi.ContainerState_CONTAINER_CREATED
+}
+
+type container = index.Object[containerMeta, containerStatus]
+
+// record is what the store keeps of a sandbox or container.
+type record[M any, S any] struct {
+	Meta   M `json:"meta"`
+	Status S `json:"status"`
+}
+
+func persistFunc[M any, S any](st *store.Store, kind store.Kind, idOf func(M) string) func(context.Context, M, S) error {
+	return func(ctx context.Context, m M, s S) error {
+		return st.Put(context.WithoutCancel(ctx), kind, idOf(m), record[M, S]{Meta: m, Status: s})
+	}
+}
+
+func (s *Service) newSandbox(meta sandboxMeta, st sandboxStatus) *sandbox {
+	return index.NewObject(meta, st, persistFunc[sandboxMeta, sandboxStatus](s.store, store.KindSandboxes, func(m sandboxMeta) string { return m.ID }))
+}
+
+func (s *Service) newContainer(meta containerMeta, st containerStatus) *container {
+	return index.NewObject(meta, st, persistFunc[containerMeta, containerStatus](s.store, store.KindContainers, func(m containerMeta) string { return m.ID }))
+}
+
+func decodeSandboxConfig(raw []byte) (*runtimeapi.PodSandboxConfig, error) {
+	cfg := &runtimeapi.PodSandboxConfig{}
+	if err := proto.Unmarshal(raw, cfg); err != nil {
+		return nil, fmt.Errorf("decode sandbox config: %w: %w", err, errdefs.ErrInternal)
+	}
+	return cfg, nil
+}
+
+func decodeContainerConfig(raw []byte) (*runtimeapi.ContainerConfig, error) {
+	cfg := &runtimeapi.ContainerConfig{}
+	if err := proto.Unmarshal(raw, cfg); err != nil {
+		return nil, fmt.Errorf("decode container config: %w: %w", err, errdefs.ErrInternal)
+	}
+	return cfg, nil
+}
+
+// configDigest identifies a config, so a kubelet retry with the same config
+// can be told from a name collision.
+func configDigest(m proto.Message) (string, []byte, error) {
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode config: %w: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return digestOf(raw), raw, nil
+}
+
+// getSandbox finds a sandbox by id or unique prefix.
+func (s *Service) getSandbox(id string) (*sandbox, error) {
+	if id == "" {
+		return nil, fmt.Errorf("pod_sandbox_id is empty: %w", errdefs.ErrInvalidArgument)
+	}
+	return s.sandboxes.Get(id)
+}
+
+// getContainer finds a container by id or unique prefix.
+func (s *Service) getContainer(id string) (*container, error) {
+	if id == "" {
+		return nil, fmt.Errorf("container_id is empty: %w", errdefs.ErrInvalidArgument)
+	}
+	return s.containers.Get(id)
+}
+
+// containersOf lists the containers of a sandbox.
+func (s *Service) containersOf(sandboxID string) []*container {
+	var out []*container
+	for _, c := range s.containers.List() {
+		if c.Meta.SandboxID == sandboxID {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -1,0 +1,167 @@
+package cri
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/runtime"
+	"github.com/cri-runtime/cri-runtime/pkg/store"
+)
+
+// restore loads every sandbox and container from the store, applies the
+// task exits the runtime's restore published, reconciles what is left
+// against the live tasks, and starts the event loop.
+func (s *Service) restore(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	if err := s.store.List(ctx, store.KindSandboxes, func(key string, dec store.Decoder) error {
+		var rec record[sandboxMeta, sandboxStatus]
+		if err := dec(&rec); err != nil {
+			logger.Error(err, "Unreadable sandbox record; skipping", "podSandboxID", key)
+			return nil
+		}
+		cfg, err := decodeSandboxConfig(rec.Meta.RawConfig)
+		if err != nil {
+			logger.Error(err, "Unreadable sandbox config; skipping", "podSandboxID", key)
+			return nil
+		}
+		rec.Meta.config = cfg
+		if err := s.sandboxes.Add(s.newSandbox(rec.Meta, rec.Status)); err != nil {
+			return err
+		}
+		s.sandboxNames.Restore(rec.Meta.Name, rec.Meta.ID, rec.Meta.ConfigDigest)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := s.store.List(ctx, store.KindContainers, func(key string, dec store.Decoder) error {
+		var rec record[containerMeta, containerStatus]
+		if err := dec(&rec); err != nil {
+			logger.Error(err, "Unreadable container record; skipping", "containerID", key)
+			return nil
+		}
+		cfg, err := decodeContainerConfig(rec.Meta.RawConfig)
+		if err != nil {
+			logger.Error(err, "Unreadable container config; skipping", "containerID", key)
+			return nil
+		}
+		rec.Meta.config = cfg
+		if err := s.containers.Add(s.newContainer(rec.Meta, rec.Status)); err != nil {
+			return err
+		}
+		s.containerNames.Restore(rec.Meta.Name, rec.Meta.ID, rec.Meta.ConfigDigest)
+		return nil
+	}); err != nil {
+		return err
+	}
+	// Exits of tasks that ended while the daemon was down, or whose shim
+	// died, are waiting in the event channel: apply them first, so they
+	// carry their real exit codes.
+	s.drainEvents(ctx)
+	s.reconcile(ctx)
+	s.removeOrphanTasks(ctx)
+	evCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	prev := s.cancel
+	s.cancel = func() { cancel(); prev() }
+	go s.handleEvents(evCtx)
+	logger.Info("Restored CRI state", "podSandboxes", len(s.sandboxes.List()), "containers", len(s.containers.List()))
+	return nil
+}
+
+// reconcile marks objects whose task is gone without a known exit: a
+// running sandbox becomes NOTREADY, an unfinished container EXITED with
+// reason Unknown (trust the kernel over the cache).
+func (s *Service) reconcile(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	now := time.Now().UnixNano()
+	for _, sb := range s.sandboxes.List() {
+		if sb.Status().StoppedAt != 0 {
+			continue
+		}
+		if t, err := s.tasks.Get(taskNamespace, sb.Meta.ID); err == nil {
+			select {
+			case <-t.Exited():
+			default:
+				continue // running
+			}
+		}
+		if err := sb.UpdateSync(ctx, func(st sandboxStatus) (sandboxStatus, error) {
+			if st.StoppedAt == 0 {
+				st.StoppedAt = now
+			}
+			return st, nil
+		}); err != nil {
+			logger.Error(err, "Failed to mark a sandbox without a task NOTREADY", "podSandboxID", sb.Meta.ID)
+		}
+	}
+	for _, c := range s.containers.List() {
+		if c.Status().FinishedAt != 0 {
+			continue
+		}
+		t, err := s.tasks.Get(taskNamespace, c.Meta.ID)
+		if err == nil {
+			select {
+			case <-t.Exited():
+				if e, err := t.Wait(ctx); err == nil {
+					_ = c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) { return exited(st, e), nil })
+				}
+			default:
+			}
+			continue
+		}
+		if err := c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) {
+			if st.FinishedAt == 0 {
+				st.FinishedAt = now
+				st.ExitCode = 255
+				st.Reason = reasonUnknown
+				st.Message = "the container's task was gone when cri-runtime restarted"
+			}
+			return st, nil
+		}); err != nil {
+			logger.Error(err, "Failed to mark a container without a task EXITED", "containerID", c.Meta.ID)
+		}
+	}
+}
+
+// removeOrphanTasks kills and deletes tasks that belong to no sandbox or
+// container: the remains of a create that a daemon crash cut short.
+func (s *Service) removeOrphanTasks(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	for _, t := range s.tasks.Tasks(taskNamespace) {
+		id := t.ID()
+		if _, err := s.containers.Get(id); err == nil {
+			continue
+		}
+		if _, err := s.sandboxes.Get(id); err == nil {
+			continue
+		}
+		logger.Info("Removing a task that belongs to no sandbox or container", "taskID", id)
+		if err := s.killAndDelete(ctx, t); err != nil {
+			logger.Error(err, "Failed to remove an orphan task", "taskID", id)
+		}
+	}
+}
+
+// killAndDelete SIGKILLs every process of a task, waits for its exit and
+// deletes it; all bounded in time.
+func (s *Service) killAndDelete(ctx context.Context, t *runtime.Task) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	select {
+	case <-t.Exited():
+	default:
+		if err := t.Kill(ctx, syscall.SIGKILL, true); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsFailedPrecondition(err) {
+			return err
+		}
+		if _, err := t.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	if _, err := s.tasks.Delete(ctx, t.Namespace(), t.ID()); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
+}

@@ -121,12 +121,14 @@ func (s *Service) Close() error {
 	return nil
 }
 
-func (s *Service) layersDir() string           { return filepath.Join(s.root, "layers") }
-func (s *Service) layerDir(diffID string) string { return filepath.Join(s.root, "layers", hexOf(diffID)) }
-func (s *Service) linksDir() string            { return filepath.Join(s.root, "l") }
-func (s *Service) containersDir() string       { return filepath.Join(s.root, "containers") }
-func (s *Service) tmpDir() string              { return filepath.Join(s.root, "tmp") }
-func (s *Service) trashDir() string            { return filepath.Join(s.root, "trash") }
+func (s *Service) layersDir() string { return filepath.Join(s.root, "layers") }
+func (s *Service) layerDir(diffID string) string {
+	return filepath.Join(s.root, "layers", hexOf(diffID))
+}
+func (s *Service) linksDir() string      { return filepath.Join(s.root, "l") }
+func (s *Service) containersDir() string { return filepath.Join(s.root, "containers") }
+func (s *Service) tmpDir() string        { return filepath.Join(s.root, "tmp") }
+func (s *Service) trashDir() string      { return filepath.Join(s.root, "trash") }
 
 func hexOf(d string) string { return strings.TrimPrefix(d, "sha256:") }
 

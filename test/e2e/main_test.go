@@ -167,9 +167,10 @@ func getenv(k, def string) string {
 	return def
 }
 
-// buildDaemon uses CRI_RUNTIME_BIN when set (cri-runtime-shim next to it),
-// and otherwise builds both binaries from this tree, so `go test` always
-// tests the current code.
+// buildDaemon uses CRI_RUNTIME_BIN when set (cri-runtime-shim and
+// cri-runtime-pause next to it), and otherwise builds all three from this
+// tree with the Makefile's own recipe (make build BIN=<tmp>/bin), so
+// `go test ./test/e2e` always tests the current code.
 func buildDaemon() error {
 	if bin := os.Getenv("CRI_RUNTIME_BIN"); bin != "" {
 		if _, err := os.Stat(bin); err != nil {
@@ -179,10 +180,10 @@ func buildDaemon() error {
 		return nil
 	}
 	env.binDir = filepath.Join(env.tmp, "bin")
-	cmd := exec.Command("go", "build", "-o", env.binDir+"/", "./cmd/cri-runtime", "./cmd/cri-runtime-shim")
+	cmd := exec.Command("make", "--no-print-directory", "build", "BIN="+env.binDir)
 	cmd.Dir = env.repo
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/...: %v\n%s", err, out)
+		return fmt.Errorf("make build BIN=%s: %v\n%s", env.binDir, err, out)
 	}
 	return nil
 }

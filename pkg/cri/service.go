@@ -198,3 +198,15 @@ func (s *Service) sandboxDir(id string) string { return filepath.Join(s.stateDir
 // rootfsDir is where a container's rootfs is mounted on the host.
 func (s *Service) rootfsDir(id string) string { return filepath.Join(s.stateDir, "rootfs", id) }
 
+
+// Files in a sandbox's dir, bind-mounted into its containers.
+const (
+	sandboxHostnameFile = "hostname"
+	sandboxHostsFile    = "hosts"
+	sandboxResolvFile   = "resolv.conf"
+	// sandboxShmDir is the pod's /dev/shm tmpfs (absent with host IPC).
+	sandboxShmDir = "shm"
+)
+
+// sandboxFile is the path of one of a sandbox's files.
+func (s *Service) sandboxFile(id, name string) string { return filepath.Join(s.sandboxDir(id), name) }

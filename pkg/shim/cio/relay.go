@@ -105,7 +105,7 @@ func (r *Relay) Run(stdout, stderr io.Reader, log *Log) {
 }
 
 func (r *Relay) copy(src io.Reader, stream api.Stream, lw *LineWriter) {
-	buf := make([]byte, 32*1024)
+	buf := make([]byte, 8*1024) // small: an idle shim keeps one per stream
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {

@@ -37,6 +37,9 @@ func (s *Service) Serve(l net.Listener) error {
 		go func() {
 			defer s.conns.Done()
 			s.handle(conn)
+			if s.requestDone != nil {
+				s.requestDone()
+			}
 		}()
 	}
 	select {

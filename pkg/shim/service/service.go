@@ -42,15 +42,24 @@ type Service struct {
 	creating bool
 	execs    map[string]*process.Process
 
+	requestDone func() // called after every request; may be nil
+
 	shutdownOnce sync.Once
 	shutdown     chan struct{}
 	conns        sync.WaitGroup
 }
 
+// Option configures a Service.
+type Option func(*Service)
+
+// WithRequestDone sets a hook run after every request (main uses it to trim
+// the heap once the shim goes idle).
+func WithRequestDone(f func()) Option { return func(s *Service) { s.requestDone = f } }
+
 // New returns the service of the task in cfg. Exits reach its processes
 // through router, which the caller feeds from the reaper.
-func New(ctx context.Context, cfg Config, router *reaper.Router, log *slog.Logger) *Service {
-	return &Service{
+func New(ctx context.Context, cfg Config, router *reaper.Router, log *slog.Logger, opts ...Option) *Service {
+	s := &Service{
 		cfg:      cfg,
 		rt:       process.NewRuntime(process.RuntimeConfig{ID: cfg.ID, Bundle: cfg.Bundle, Binary: cfg.RuntimeBinary, Root: cfg.RuntimeRoot}),
 		router:   router,
@@ -59,6 +68,10 @@ func New(ctx context.Context, cfg Config, router *reaper.Router, log *slog.Logge
 		execs:    map[string]*process.Process{},
 		shutdown: make(chan struct{}),
 	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Done is closed once Shutdown was accepted.

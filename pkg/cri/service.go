@@ -74,6 +74,9 @@ type Service struct {
 	cfg      Config
 	stateDir string
 	rootDir  string
+	// netnsDir is where sandboxes' network namespaces are pinned (the
+	// network config's netns_dir); default <stateDir>/netns.
+	netnsDir string
 	// pauseBinary is the pause program copied into the sandbox rootfs.
 	pauseBinary string
 	oomFloor    int
@@ -102,6 +105,10 @@ func WithStateDir(dir string) Option { return func(s *Service) { s.stateDir = di
 // WithRootDir sets the daemon's root dir.
 func WithRootDir(dir string) Option { return func(s *Service) { s.rootDir = dir } }
 
+// WithNetNSDir sets where sandboxes' network namespaces are pinned; pass
+// the network config's netns_dir.
+func WithNetNSDir(dir string) Option { return func(s *Service) { s.netnsDir = dir } }
+
 // WithPauseBinary sets the pause program (default: cri-runtime-pause next
 // to the daemon, then on PATH).
 func WithPauseBinary(path string) Option { return func(s *Service) { s.pauseBinary = path } }
@@ -128,6 +135,9 @@ func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.netnsDir == "" {
+		s.netnsDir = filepath.Join(s.stateDir, "netns")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -197,7 +207,6 @@ func (s *Service) sandboxDir(id string) string { return filepath.Join(s.stateDir
 
 // rootfsDir is where a container's rootfs is mounted on the host.
 func (s *Service) rootfsDir(id string) string { return filepath.Join(s.stateDir, "rootfs", id) }
-
 
 // Files in a sandbox's dir, bind-mounted into its containers.
 const (

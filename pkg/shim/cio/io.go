@@ -29,6 +29,7 @@ type IO struct {
 	console console.Console
 	log     *Log
 	relay   *Relay
+	started bool // Start ran: the relay's copiers own its end
 
 	stdinMu     sync.Mutex
 	stdin       io.WriteCloser // pipe end or the pty master; nil once closed
@@ -85,6 +86,7 @@ func (i *IO) SetConsole(c console.Console) {
 // Start begins copying output, once runc returned: it closes the shim's
 // copies of the child ends first, so EOF means the process side is done.
 func (i *IO) Start() {
+	i.started = true
 	switch {
 	case i.pipes != nil:
 		i.pipes.CloseAfterStart()
@@ -169,6 +171,10 @@ func (i *IO) stdinDetached() {
 // Close releases everything: pipes, pty master, log file.
 func (i *IO) Close() error {
 	var errs []error
+	if !i.started { // never ran: end attachers waiting for output
+		i.started = true
+		i.relay.end()
+	}
 	if i.pipes != nil {
 		errs = append(errs, i.pipes.Close())
 	}

@@ -66,9 +66,6 @@ type containerMeta struct {
 	GID          int64     `json:"gid"`
 	Groups       []int64   `json:"groups,omitempty"`
 	CreatedAt    time.Time `json:"createdAt"`
-	// Resources are the resources of the last UpdateContainerResources
-	// (proto-encoded LinuxContainerResources), or empty.
-	RawResources []byte `json:"resources,omitempty"`
 
 	config *runtimeapi.ContainerConfig // decoded RawConfig
 }
@@ -87,6 +84,9 @@ type containerStatus struct {
 	Message    string `json:"message,omitempty"`
 	// Unknown is set when the container's task vanished without an exit.
 	Unknown bool `json:"unknown,omitempty"`
+	// Resources are the resources of the last UpdateContainerResources, as
+	// protojson of LinuxContainerResources ("" when never updated).
+	Resources string `json:"resources,omitempty"`
 
 	// starting, stopping and removing are operation flags, never persisted.
 	starting bool

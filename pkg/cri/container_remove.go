@@ -1,0 +1,72 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+// RemoveContainer removes a container, force-stopping it if it runs.
+// Removing an absent container succeeds.
+func (s *Service) RemoveContainer(ctx context.Context, r *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
+	c, err := s.getContainer(r.GetContainerId())
+	if errdefs.IsNotFound(err) {
+		klog.FromContext(ctx).V(4).Info("Container to remove is absent", "containerID", r.GetContainerId())
+		return &runtimeapi.RemoveContainerResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.removeContainer(ctx, c); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.RemoveContainerResponse{}, nil
+}
+
+// removeContainer kills the container's task if needed, deletes it, and
+// removes the rootfs, the record and the name. Each step tolerates what an
+// earlier, interrupted removal already did.
+func (s *Service) removeContainer(ctx context.Context, c *container) error {
+	logger := klog.FromContext(ctx).WithValues("containerID", c.Meta.ID)
+	if err := c.Update(markRemoving); err != nil {
+		return err
+	}
+	defer func() {
+		_ = c.Update(func(st containerStatus) (containerStatus, error) { st.removing = false; return st, nil })
+	}()
+	if task, err := s.tasks.Get(taskNamespace, c.Meta.ID); err == nil {
+		if err := s.killAndDelete(ctx, task); err != nil {
+			return fmt.Errorf("delete task of container %s: %w", c.Meta.ID, err)
+		}
+		// The exit event may still be in flight; record the exit now.
+		if e, err := task.Wait(ctx); err == nil {
+			_ = c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) { return exited(st, e), nil })
+		}
+	}
+	if err := unmountAndRemove(s.rootfsDir(c.Meta.ID)); err != nil {
+		return err
+	}
+	if err := s.images.RemoveRootfs(ctx, c.Meta.ID); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	if err := s.deleteContainerRecord(ctx, c.Meta.ID); err != nil {
+		return err
+	}
+	s.containers.Delete(c.Meta.ID)
+	s.containerNames.Release(c.Meta.Name, c.Meta.ID)
+	logger.V(2).Info("Removed container")
+	return nil
+}
+
+// markRemoving refuses a second concurrent removal or a removal during start.
+func markRemoving(st containerStatus) (containerStatus, error) {
+	if st.removing || st.starting {
+		return st, fmt.Errorf("container is %s%s: %w", stateName(st.State()), busy(st), errdefs.ErrFailedPrecondition)
+	}
+	st.removing = true
+	return st, nil
+}

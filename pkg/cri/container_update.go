@@ -1,0 +1,66 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/encoding/protojson"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+// UpdateContainerResources changes a container's cgroup limits; they are
+// kept with the container so that its status reports them.
+func (s *Service) UpdateContainerResources(ctx context.Context, r *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
+	c, err := s.getContainer(r.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	res := r.GetLinux()
+	if res == nil {
+		return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+	}
+	if st := c.Status().State(); st == runtimeapi.ContainerState_CONTAINER_EXITED || st == runtimeapi.ContainerState_CONTAINER_UNKNOWN {
+		return nil, fmt.Errorf("container %s is %s: %w", c.Meta.ID, stateName(st), errdefs.ErrFailedPrecondition)
+	}
+	tmp := &specs.Spec{Process: &specs.Process{}, Linux: &specs.Linux{}}
+	if err := spec.ApplyOpts(tmp, spec.WithResources(res, s.cfg.Containers), spec.WithOOMScoreAdj(res.GetOomScoreAdj(), s.oomFloor)); err != nil {
+		return nil, err
+	}
+	task, err := s.tasks.Get(taskNamespace, c.Meta.ID)
+	if err != nil {
+		return nil, err
+	}
+	if tmp.Linux.Resources != nil {
+		if err := task.Update(ctx, tmp.Linux.Resources); err != nil {
+			return nil, err
+		}
+	}
+	raw, err := protojson.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("encode resources: %w", err)
+	}
+	if err := c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) {
+		st.Resources = string(raw)
+		return st, nil
+	}); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+}
+
+// ReopenContainerLog makes the container's shim reopen its log file, after
+// the kubelet rotated it.
+func (s *Service) ReopenContainerLog(ctx context.Context, r *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {
+	task, err := s.runningTask(r.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	if err := task.ReopenLog(ctx); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ReopenContainerLogResponse{}, nil
+}

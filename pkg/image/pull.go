@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -162,14 +163,17 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *Auth) (Image, erro
 
 // remoteImage is what resolving a reference on one endpoint gives.
 type remoteImage struct {
-	puller     *remote.Puller
-	repo       name.Repository
-	topDigest  string // what the reference resolved to (maybe an index)
-	img        v1.Image
-	manifest   *v1.Manifest
-	rawSize    int64
-	configRaw  []byte
-	configFile *v1.ConfigFile
+	// blobTransport authenticates blob GETs once per pull; the layers are
+	// fetched with it directly rather than through remote.Layer, whose
+	// reader hashes the blob a second time.
+	blobTransport func() (http.RoundTripper, error)
+	repo          name.Repository
+	topDigest     string // what the reference resolved to (maybe an index)
+	img           v1.Image
+	manifest      *v1.Manifest
+	rawSize       int64
+	configRaw     []byte
+	configFile    *v1.ConfigFile
 }
 
 func (s *Service) pull(ctx context.Context, r Reference, auth *Auth) (Image, error) {
@@ -294,8 +298,12 @@ func (s *Service) resolve(ctx context.Context, ep endpoint, r Reference, auth *A
 	if err != nil {
 		return nil, fmt.Errorf("parse image config: %v: %w", err, errdefs.ErrFailedPrecondition)
 	}
+	rt, au := s.roundTripper(ep), s.authenticator(ep.host, r.Domain, auth)
+	blobTransport := sync.OnceValues(func() (http.RoundTripper, error) {
+		return transport.NewWithContext(ctx, repo.Registry, au, rt, []string{repo.Scope(transport.PullScope)})
+	})
 	return &remoteImage{
-		puller: puller, repo: repo, topDigest: desc.Digest.String(), img: img, manifest: m,
+		blobTransport: blobTransport, repo: repo, topDigest: desc.Digest.String(), img: img, manifest: m,
 		rawSize: int64(len(rawManifest)), configRaw: configRaw, configFile: cf,
 	}, nil
 }
@@ -380,6 +388,28 @@ func (s *Service) fetchLayers(ctx context.Context, ri *remoteImage, diffIDs []st
 	return nil
 }
 
+// openBlob starts the GET of a blob; the caller verifies what it reads.
+func (ri *remoteImage) openBlob(ctx context.Context, digest string) (io.ReadCloser, error) {
+	rt, err := ri.blobTransport()
+	if err != nil {
+		return nil, classify(err)
+	}
+	u := url.URL{Scheme: ri.repo.Scheme(), Host: ri.repo.RegistryStr(), Path: "/v2/" + ri.repo.RepositoryStr() + "/blobs/" + digest}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
+		return nil, classify(err)
+	}
+	return resp.Body, nil
+}
+
 // hashReader hashes and counts what is read through it.
 type hashReader struct {
 	r io.Reader
@@ -416,13 +446,9 @@ func (s *Service) fetchLayer(ctx context.Context, ri *remoteImage, desc v1.Descr
 	if desc.Size < 0 {
 		return rec, fmt.Errorf("negative layer size: %w", errdefs.ErrFailedPrecondition)
 	}
-	layer, err := ri.puller.Layer(ctx, ri.repo.Digest(desc.Digest.String()))
+	body, err := ri.openBlob(ctx, desc.Digest.String())
 	if err != nil {
-		return rec, classify(err)
-	}
-	body, err := layer.Compressed()
-	if err != nil {
-		return rec, classify(err)
+		return rec, err
 	}
 	defer body.Close()
 

@@ -92,6 +92,7 @@ type Service struct {
 	containerNames *index.Names
 
 	events <-chan runtime.Event
+	stream *streamServer
 	cancel context.CancelFunc
 	ready  atomic.Bool
 }
@@ -168,12 +169,18 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.restore(ctx); err != nil {
 		return err
 	}
+	if err := s.startStreaming(); err != nil {
+		return err
+	}
 	s.ready.Store(true)
 	return nil
 }
 
-// Close stops handling events.
-func (s *Service) Close() { s.cancel() }
+// Close stops handling events and serving streams.
+func (s *Service) Close() {
+	s.cancel()
+	s.stream.stop()
+}
 
 // Ready reports whether restore has finished.
 func (s *Service) Ready() bool { return s.ready.Load() }

@@ -1,0 +1,46 @@
+package cri
+
+import (
+	"context"
+	"strings"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// ListPodSandbox lists the sandboxes that match the filter: id (or id
+// prefix), state and label selector.
+func (s *Service) ListPodSandbox(ctx context.Context, r *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	f := r.GetFilter()
+	var out []*runtimeapi.PodSandbox
+	for _, sb := range s.sandboxes.List() {
+		st := sb.Status()
+		if !matchSandbox(f, sb.Meta, st) {
+			continue
+		}
+		cfg := sb.Meta.config
+		out = append(out, &runtimeapi.PodSandbox{
+			Id:             sb.Meta.ID,
+			Metadata:       cfg.GetMetadata(),
+			State:          st.State(),
+			CreatedAt:      sb.Meta.CreatedAt.UnixNano(),
+			Labels:         cfg.GetLabels(),
+			Annotations:    cfg.GetAnnotations(),
+			RuntimeHandler: sb.Meta.RuntimeHandler,
+		})
+	}
+	return &runtimeapi.ListPodSandboxResponse{Items: out}, nil
+}
+
+// matchSandbox applies a ListPodSandbox filter; a nil filter matches all.
+func matchSandbox(f *runtimeapi.PodSandboxFilter, m sandboxMeta, st sandboxStatus) bool {
+	if f == nil {
+		return true
+	}
+	if f.GetId() != "" && !strings.HasPrefix(m.ID, f.GetId()) {
+		return false
+	}
+	if f.GetState() != nil && f.GetState().GetState() != st.State() {
+		return false
+	}
+	return matchLabels(f.GetLabelSelector(), m.config.GetLabels())
+}

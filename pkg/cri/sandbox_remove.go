@@ -1,0 +1,97 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/store"
+)
+
+// RemovePodSandbox stops the sandbox if needed, removes its containers,
+// its dir and its record, and frees its name. It is idempotent: an absent
+// sandbox is success.
+func (s *Service) RemovePodSandbox(ctx context.Context, r *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
+	sb, err := s.getSandbox(r.GetPodSandboxId())
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			klog.FromContext(ctx).V(4).Info("Pod sandbox to remove is gone", "podSandboxID", r.GetPodSandboxId())
+			return &runtimeapi.RemovePodSandboxResponse{}, nil
+		}
+		return nil, err
+	}
+	ctx = klog.NewContext(ctx, klog.LoggerWithValues(klog.FromContext(ctx), "podSandboxID", sb.Meta.ID))
+	if err := sb.Update(markSandboxRemoving); err != nil {
+		return nil, err
+	}
+	defer func() { _ = sb.Update(clearSandboxRemoving) }()
+	if err := s.removeSandbox(ctx, sb); err != nil {
+		return nil, err
+	}
+	klog.FromContext(ctx).V(2).Info("Removed pod sandbox")
+	return &runtimeapi.RemovePodSandboxResponse{}, nil
+}
+
+// markSandboxRemoving refuses a remove while a stop or another remove of
+// the same sandbox is in flight.
+func markSandboxRemoving(st sandboxStatus) (sandboxStatus, error) {
+	if st.stopping || st.removing {
+		return st, fmt.Errorf("pod sandbox is being %s: %w", st.operation(), errdefs.ErrFailedPrecondition)
+	}
+	st.removing = true
+	return st, nil
+}
+
+func clearSandboxRemoving(st sandboxStatus) (sandboxStatus, error) {
+	st.removing = false
+	return st, nil
+}
+
+// removeSandbox does the work of a remove; the caller holds the removing
+// flag. The record goes last, so a remove that failed half way is found
+// and finished by the next one.
+func (s *Service) removeSandbox(ctx context.Context, sb *sandbox) error {
+	id := sb.Meta.ID
+	if err := s.stopSandbox(ctx, sb); err != nil {
+		return err
+	}
+	for _, c := range s.containersOf(id) {
+		if err := s.removeContainer(ctx, c); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove container %s of pod sandbox: %w", c.Meta.ID, err)
+		}
+	}
+	if err := s.removeSandboxDir(id); err != nil {
+		return err
+	}
+	if err := s.deleteSandboxRecord(ctx, id); err != nil {
+		return err
+	}
+	s.sandboxes.Delete(id)
+	s.sandboxNames.Release(sb.Meta.Name, id)
+	return nil
+}
+
+// removeSandboxDir unmounts the pod's /dev/shm, if still mounted, and
+// removes the sandbox dir.
+func (s *Service) removeSandboxDir(id string) error {
+	if err := unmountShm(s.sandboxFile(id, sandboxShmDir)); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(s.sandboxDir(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove sandbox dir: %w", err)
+	}
+	return nil
+}
+
+// deleteSandboxRecord deletes the sandbox's record; a missing one is fine.
+func (s *Service) deleteSandboxRecord(ctx context.Context, id string) error {
+	if err := s.store.Delete(context.WithoutCancel(ctx), store.KindSandboxes, id); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete sandbox record: %w", err)
+	}
+	return nil
+}

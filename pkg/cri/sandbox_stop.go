@@ -1,0 +1,145 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/network"
+)
+
+// StopPodSandbox stops every container of the pod, kills the pause task,
+// tears the pod network down and unmounts /dev/shm. It is idempotent: an
+// absent or already stopped sandbox is success.
+func (s *Service) StopPodSandbox(ctx context.Context, r *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
+	sb, err := s.getSandbox(r.GetPodSandboxId())
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			klog.FromContext(ctx).V(4).Info("Pod sandbox to stop is gone", "podSandboxID", r.GetPodSandboxId())
+			return &runtimeapi.StopPodSandboxResponse{}, nil
+		}
+		return nil, err
+	}
+	ctx = klog.NewContext(ctx, klog.LoggerWithValues(klog.FromContext(ctx), "podSandboxID", sb.Meta.ID))
+	if err := sb.Update(markSandboxStopping); err != nil {
+		return nil, err
+	}
+	defer func() { _ = sb.Update(clearSandboxStopping) }()
+	if err := s.stopSandbox(ctx, sb); err != nil {
+		return nil, err
+	}
+	klog.FromContext(ctx).V(2).Info("Stopped pod sandbox")
+	return &runtimeapi.StopPodSandboxResponse{}, nil
+}
+
+// markSandboxStopping refuses a stop while another stop or a remove of the
+// same sandbox is in flight.
+func markSandboxStopping(st sandboxStatus) (sandboxStatus, error) {
+	if st.stopping || st.removing {
+		return st, fmt.Errorf("pod sandbox is being %s: %w", st.operation(), errdefs.ErrFailedPrecondition)
+	}
+	st.stopping = true
+	return st, nil
+}
+
+func clearSandboxStopping(st sandboxStatus) (sandboxStatus, error) {
+	st.stopping = false
+	return st, nil
+}
+
+// operation names the operation in flight, for messages.
+func (st sandboxStatus) operation() string {
+	if st.removing {
+		return "removed"
+	}
+	return "stopped"
+}
+
+// stopSandbox does the work of a stop; the caller holds the stopping or
+// removing flag. Every step is idempotent, so a stop that failed half way
+// is finished by the next one.
+func (s *Service) stopSandbox(ctx context.Context, sb *sandbox) error {
+	id := sb.Meta.ID
+	for _, c := range s.containersOf(id) {
+		if err := s.stopContainer(ctx, c, 0); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("stop container %s of pod sandbox: %w", c.Meta.ID, err)
+		}
+	}
+	if t, err := s.tasks.Get(taskNamespace, id); err == nil {
+		if err := s.killAndDelete(ctx, t); err != nil {
+			return fmt.Errorf("stop pause task: %w", err)
+		}
+	}
+	if !sb.Status().NetworkDown {
+		if err := s.teardownPodNetwork(ctx, sb); err != nil {
+			return err
+		}
+	}
+	if err := unmountShm(s.sandboxFile(id, sandboxShmDir)); err != nil {
+		return err
+	}
+	now := time.Now().UnixNano()
+	return sb.UpdateSync(ctx, func(st sandboxStatus) (sandboxStatus, error) {
+		if st.StoppedAt == 0 {
+			st.StoppedAt = now
+		}
+		st.NetworkDown = true
+		return st, nil
+	})
+}
+
+// teardownPodNetwork runs CNI DEL (from the cache, so it works for a
+// half set-up network and after a restart) and removes the pinned netns.
+func (s *Service) teardownPodNetwork(ctx context.Context, sb *sandbox) error {
+	if sb.Meta.NetNSPath == "" {
+		return nil // host network
+	}
+	if err := s.network.Teardown(ctx, setupRequest(sb.Meta.ID, sb.Meta.NetNSPath, sb.Meta.config)); err != nil {
+		return fmt.Errorf("tear down pod network: %w", err)
+	}
+	return removeNetNS(sb.Meta.NetNSPath)
+}
+
+// removeNetNS unmounts and removes a pinned netns; a missing one is fine.
+func removeNetNS(path string) error {
+	ns, err := network.LoadNetNS(path)
+	switch {
+	case errdefs.IsNotFound(err):
+		return nil
+	case errdefs.IsInvalidArgument(err):
+		// The file is there but no longer pinned (a crash mid-create).
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove netns: %w", err)
+		}
+		return nil
+	case err != nil:
+		return err
+	}
+	return ns.Remove()
+}
+
+// mountShm mounts the pod's /dev/shm tmpfs at path.
+func mountShm(path, size string) error {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return fmt.Errorf("create shm dir: %w", err)
+	}
+	if err := unix.Mount("shm", path, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size="+size); err != nil {
+		return fmt.Errorf("mount shm at %s: %w", path, err)
+	}
+	return nil
+}
+
+// unmountShm unmounts the pod's /dev/shm; nothing mounted is fine.
+func unmountShm(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount shm at %s: %w", path, err)
+	}
+	return nil
+}

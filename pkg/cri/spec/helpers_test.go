@@ -35,7 +35,7 @@ func apply(t *testing.T, opt SpecOpt) (*specs.Spec, error) {
 }
 
 // writeFiles creates files (relative path → content) under dir.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
+func writeFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(dir, name)

@@ -40,6 +40,12 @@ func readRootFile(rootfs, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Stat before opening: opening a device node can have side effects.
+	if st, err := root.Stat(rel); err != nil {
+		return nil, classifyRootErr(name, err)
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s in the rootfs is not a regular file: %w", name, errdefs.ErrInvalidArgument)
+	}
 	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, classifyRootErr(name, err)

@@ -149,6 +149,12 @@ func loadProfile(field, p string, s *specs.Spec, class error) (*specs.LinuxSecco
 // readProfile reads a regular file of at most maxProfileSize bytes,
 // without blocking on a FIFO.
 func readProfile(p string) ([]byte, error) {
+	// Stat before opening: opening a device node can have side effects.
+	if st, err := os.Stat(p); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err

@@ -28,7 +28,7 @@ audio:x:29:app
 extra:x:50000:nogrp
 `
 
-func testRootfs(t *testing.T) string {
+func testRootfs(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"etc/passwd": testPasswd, "etc/group": testGroup})

@@ -63,6 +63,7 @@ func (s *Service) restore(ctx context.Context) error {
 	s.drainEvents(ctx)
 	s.reconcile(ctx)
 	s.removeOrphanTasks(ctx)
+	s.removeOrphanSandboxes(ctx)
 	evCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	prev := s.cancel
 	s.cancel = func() { cancel(); prev() }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/network"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
 
@@ -94,4 +96,59 @@ func (s *Service) deleteSandboxRecord(ctx context.Context, id string) error {
 		return fmt.Errorf("delete sandbox record: %w", err)
 	}
 	return nil
+}
+
+// removeOrphanSandboxes tears down what a daemon crash in the middle of
+// RunPodSandbox (or of a remove) left without a sandbox record: pinned
+// netns (CNI DEL from the cache first, so IPs and host rules are freed)
+// and sandbox dirs (their /dev/shm unmounted). It runs at start-up, before
+// any RPC is served.
+func (s *Service) removeOrphanSandboxes(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	known := func(id string) bool {
+		sb, err := s.sandboxes.Get(id)
+		return err == nil && sb.Meta.ID == id
+	}
+	if entries, err := os.ReadDir(s.netnsDir); err == nil {
+		for _, e := range entries {
+			id, path := e.Name(), filepath.Join(s.netnsDir, e.Name())
+			if known(id) {
+				continue
+			}
+			logger.Info("Removing a network namespace that belongs to no pod sandbox", "path", path)
+			if isSandboxID(id) {
+				if err := s.network.Teardown(ctx, network.SetupRequest{ID: id, NetNS: path}); err != nil {
+					logger.Error(err, "Failed to tear down the network of an orphan netns", "podSandboxID", id)
+					continue
+				}
+			}
+			if err := removeNetNS(path); err != nil {
+				logger.Error(err, "Failed to remove an orphan netns", "path", path)
+			}
+		}
+	}
+	if entries, err := os.ReadDir(filepath.Dir(s.sandboxDir("x"))); err == nil {
+		for _, e := range entries {
+			if known(e.Name()) {
+				continue
+			}
+			logger.Info("Removing a sandbox dir that belongs to no pod sandbox", "podSandboxID", e.Name())
+			if err := s.removeSandboxDir(e.Name()); err != nil {
+				logger.Error(err, "Failed to remove an orphan sandbox dir", "podSandboxID", e.Name())
+			}
+		}
+	}
+}
+
+// isSandboxID reports whether name has the form newID gives.
+func isSandboxID(name string) bool {
+	if len(name) != 64 {
+		return false
+	}
+	for _, c := range name {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,34 @@
+package cri
+
+import (
+	"context"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+// ListImages lists the images. A filter names one image by any of its
+// references (ID, ID prefix, name:tag, name@digest), resolved as
+// ImageStatus resolves it; an unknown one gives an empty list.
+func (s *Service) ListImages(ctx context.Context, r *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
+	if ref := r.GetFilter().GetImage().GetImage(); ref != "" {
+		img, err := s.images.Get(ctx, ref)
+		switch {
+		case errdefs.IsNotFound(err):
+			return &runtimeapi.ListImagesResponse{}, nil
+		case err != nil:
+			return nil, err
+		}
+		return &runtimeapi.ListImagesResponse{Images: []*runtimeapi.Image{toCRIImage(img)}}, nil
+	}
+	imgs, err := s.images.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*runtimeapi.Image, 0, len(imgs))
+	for _, img := range imgs {
+		out = append(out, toCRIImage(img))
+	}
+	return &runtimeapi.ListImagesResponse{Images: out}, nil
+}

@@ -28,6 +28,9 @@ func (s *Service) StartContainer(ctx context.Context, r *runtimeapi.StartContain
 	if err != nil {
 		return nil, fmt.Errorf("task of container %s: %w", c.Meta.ID, err)
 	}
+	// The start time is taken before the start: a container that exits at
+	// once may have its exit recorded before Start returns.
+	startedAt := time.Now().UnixNano()
 	if err := task.Start(ctx); err != nil {
 		// The container cannot run: record why, so its status says so.
 		_ = c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) {
@@ -37,7 +40,7 @@ func (s *Service) StartContainer(ctx context.Context, r *runtimeapi.StartContain
 		return nil, err
 	}
 	if err := c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) {
-		st.StartedAt, st.Pid = time.Now().UnixNano(), task.Pid()
+		st.StartedAt, st.Pid = startedAt, task.Pid()
 		return st, nil
 	}); err != nil {
 		return nil, err

@@ -42,6 +42,7 @@ test-unit:
 	$(GO) test -race -count=1 -timeout 20m $(GOTEST_FLAGS) ./pkg/... ./cmd/...
 
 test-e2e:
+	@mkdir -p _output
 	CRI_RUNTIME_BIN=$(BIN)/cri-runtime $(GO) test -count=1 -timeout 30m -v ./test/e2e/... 2>&1 | tee _output/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|critest:|\s+[a-z_]+\.go:[0-9]+:)' ; exit $${PIPESTATUS[0]}
 
 bench: deps build

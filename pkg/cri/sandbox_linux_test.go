@@ -91,6 +91,7 @@ type testEnv struct {
 	cgroupParent      string
 	shim, pause       string
 	withoutNetworkCfg bool
+	failingPlugin     bool // a last plugin whose ADD fails
 
 	st     *store.Store
 	rt     *runtime.Runtime
@@ -102,6 +103,10 @@ type testEnv struct {
 }
 
 type envOption func(*testEnv)
+
+// withFailingPlugin ends the network config with a plugin whose ADD
+// always fails, after bridge and host-local did their part.
+func withFailingPlugin() envOption { return func(e *testEnv) { e.failingPlugin = true } }
 
 // withoutNetworkConfig leaves the CNI conf dir empty.
 func withoutNetworkConfig() envOption { return func(e *testEnv) { e.withoutNetworkCfg = true } }
@@ -131,6 +136,14 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	}
 	t.Cleanup(e.cleanup)
 	e.shim, e.pause = buildBinaries(t, dir)
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, script := range map[string]string{"failadd": failAddPlugin, "runc-failcreate": failCreateRunc} {
+		if err := os.WriteFile(filepath.Join(dir, "bin", name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := os.MkdirAll(e.confDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +162,31 @@ func randHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
+const failAddPlugin = `#!/bin/sh
+cat >/dev/null
+case "$CNI_COMMAND" in
+ADD) echo '{"cniVersion":"1.0.0","code":999,"msg":"injected ADD failure"}'; exit 1 ;;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0"]}' ;;
+esac
+exit 0
+`
+
+// failCreateRunc is runc, except that create fails.
+const failCreateRunc = `#!/bin/sh
+for a; do [ "$a" = create ] && { echo "injected create failure" >&2; exit 1; }; done
+exec runc "$@"
+`
+
+func (e *testEnv) binDirs() []string {
+	return append([]string{filepath.Join(e.dir, "bin")}, cniPluginDirs...)
+}
+
 func (e *testEnv) writeNetworkConfig() {
+	extra := ""
+	if e.failingPlugin {
+		extra = `,
+    {"type": "failadd"}`
+	}
 	conf := fmt.Sprintf(`{
   "cniVersion": "1.0.0",
   "name": %q,
@@ -157,9 +194,9 @@ func (e *testEnv) writeNetworkConfig() {
     {"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": true, "hairpinMode": true,
      "ipam": {"type": "host-local", "dataDir": %q, "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}]}},
     {"type": "portmap", "capabilities": {"portMappings": true}},
-    {"type": "loopback"}
+    {"type": "loopback"}%s
   ]
-}`, e.netName, e.bridge, e.dataDir, e.subnet)
+}`, e.netName, e.bridge, e.dataDir, e.subnet, extra)
 	if err := os.WriteFile(filepath.Join(e.confDir, "10-test.conflist"), []byte(conf), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
@@ -185,11 +222,14 @@ func (e *testEnv) open() {
 	if e.rt, err = runtime.New(e.state, e.st, runtime.Config{ShimBinary: e.shim}); err != nil {
 		t.Fatal(err)
 	}
-	if e.netw, err = network.New(network.Config{ConfDir: e.confDir, BinDirs: cniPluginDirs, CacheDir: e.cacheDir, NetNSDir: e.netnsDir()}); err != nil {
+	if e.netw, err = network.New(network.Config{ConfDir: e.confDir, BinDirs: e.binDirs(), CacheDir: e.cacheDir, NetNSDir: e.netnsDir()}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.Runtimes = map[string]RuntimeHandler{"runc": {BinaryPath: "runc"}}
+	cfg.Runtimes = map[string]RuntimeHandler{
+		"runc":       {BinaryPath: "runc"},
+		"failcreate": {BinaryPath: filepath.Join(e.dir, "bin", "runc-failcreate")},
+	}
 	// No image service: sandboxes run the pause program that ships with
 	// cri-runtime and these tests create no containers.
 	if e.svc, err = New(cfg, e.rt, nil, e.netw, e.st, WithStateDir(e.state), WithRootDir(e.root),
@@ -910,4 +950,42 @@ func TestSandboxPauseDies(t *testing.T) {
 	}
 	e.stopAndRemove(ctx, id)
 	e.assertNoLeaks(id)
+}
+
+// TestSandboxRollback drives the undo of RunPodSandbox with fault-injecting
+// binaries: a CNI plugin whose ADD fails after bridge and host-local did
+// their part, and a runc whose create fails after the network is up.
+// Neither leaves anything behind, and the name is free again.
+func TestSandboxRollback(t *testing.T) {
+	t.Run("cni add fails", func(t *testing.T) {
+		e := newTestEnv(t, withFailingPlugin())
+		_, ctx := ktesting.NewTestContext(t)
+		_, err := e.client.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: e.podConfig("cnifail")})
+		if err == nil || !strings.Contains(err.Error(), "injected ADD failure") {
+			t.Fatalf("RunPodSandbox = %v, want the injected failure", err)
+		}
+		e.assertNoLeaks()
+		// The name is free: with a working network the same pod runs.
+		e.failingPlugin = false
+		e.writeNetworkConfig()
+		id := e.run(ctx, e.podConfig("cnifail"))
+		e.stopAndRemove(ctx, id)
+		e.assertNoLeaks(id)
+	})
+	t.Run("pause create fails", func(t *testing.T) {
+		e := newTestEnv(t)
+		_, ctx := ktesting.NewTestContext(t)
+		_, err := e.client.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: e.podConfig("runcfail"), RuntimeHandler: "failcreate"})
+		if err == nil || !strings.Contains(err.Error(), "runc-failcreate") {
+			t.Fatalf("RunPodSandbox = %v, want the injected failure", err)
+		}
+		e.assertNoLeaks()
+		resp, err := e.client.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+		if err != nil || len(resp.GetItems()) != 0 {
+			t.Errorf("listed after a failed run: %v %v", resp.GetItems(), err)
+		}
+		id := e.run(ctx, e.podConfig("runcfail"))
+		e.stopAndRemove(ctx, id)
+		e.assertNoLeaks(id)
+	})
 }

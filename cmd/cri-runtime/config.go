@@ -103,5 +103,24 @@ func encodeConfig(cfg Config) ([]byte, error) {
 	if err := toml.NewEncoder(&buf).Encode(cfg); err != nil {
 		return nil, err
 	}
+	buf.WriteString(mirrorExample)
 	return buf.Bytes(), nil
 }
+
+// mirrorExample documents the registry tables, which are empty by default.
+const mirrorExample = `
+# Registry mirrors, one table per upstream host. Endpoints are tried in
+# order, then the upstream host unless fallback = false; http:// is used only
+# where an endpoint says so. A mirror keeps the repository path:
+# registry.k8s.io/pause:3.10 -> 127.0.0.1:5000/pause:3.10.
+#
+# [registry.mirrors."registry.k8s.io"]
+#   endpoints = ["http://127.0.0.1:5000"]
+#   fallback = false
+#
+# Credentials per registry host:
+#
+# [registry.configs."registry.example.com"]
+#   username = "me"
+#   password = "secret"
+`

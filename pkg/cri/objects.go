@@ -56,7 +56,7 @@ type containerMeta struct {
 	Name         string    `json:"name"` // the name reserved: <name>_<sandbox name>
 	SandboxID    string    `json:"sandboxID"`
 	ConfigDigest string    `json:"configDigest"`
-	RawConfig    []byte    `json:"config"` // proto-encoded ContainerConfig
+	RawConfig    []byte    `json:"config"`   // proto-encoded ContainerConfig
 	ImageRef     string    `json:"imageRef"` // as requested
 	ImageID      string    `json:"imageID"`
 	ImageName    string    `json:"imageName"` // a repo tag or digest of ImageID

@@ -283,7 +283,10 @@ func TestHostPathRshared(t *testing.T) {
 			t.Fatalf("mount %v: %v %s", args, err, out)
 		}
 	}
-	t.Cleanup(func() { _ = syscall.Unmount(filepath.Join(host, "inner"), syscall.MNT_DETACH); _ = syscall.Unmount(host, syscall.MNT_DETACH) })
+	t.Cleanup(func() {
+		_ = syscall.Unmount(filepath.Join(host, "inner"), syscall.MNT_DETACH)
+		_ = syscall.Unmount(host, syscall.MNT_DETACH)
+	})
 	p := runPod(t, "rshared", func(c *runtimeapi.PodSandboxConfig) {
 		c.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{Privileged: true}
 	})

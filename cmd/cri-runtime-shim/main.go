@@ -49,8 +49,10 @@ func main() {
 	flag.BoolVar(&dbg, "debug", false, "debug logging")
 	flag.Parse()
 
-	// An idle shim should cost little: few threads, a tight heap.
+	// An idle shim should cost little: few threads, a tight heap. Start
+	// passes GOMAXPROCS=1 in the environment (it must not reach runc).
 	goruntime.GOMAXPROCS(1)
+	os.Unsetenv("GOMAXPROCS")
 	debug.SetGCPercent(25)
 
 	level := slog.LevelInfo

@@ -74,6 +74,10 @@ func Start(ctx context.Context, opts StartOpts) (*Client, int, error) {
 
 	cmd := exec.Command(opts.ShimBinary, opts.args()...) // not CommandContext: ctx must not kill a shim that started
 	cmd.Dir = opts.Bundle
+	// One P from the runtime's first instruction: fewer threads and GC
+	// workers for the shim's whole life. The shim drops it from its own
+	// environment so that runc does not inherit it.
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.ExtraFiles = []*os.File{readyW} // fd 3

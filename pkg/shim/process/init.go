@@ -144,19 +144,30 @@ func (k *initKind) exited(ctx context.Context, p *Process, e reaper.Exit) api.Ex
 	return exit
 }
 
-func readSpec(bundle string) (*specs.Spec, error) {
+// bundleSpec is the part of config.json the shim reads. Not specs.Spec:
+// encoding/json caches the fields of every type it decodes for the life of
+// the process, and that cache for the whole spec is ~150 KiB an idle shim
+// would carry.
+type bundleSpec struct {
+	Linux *struct {
+		CgroupsPath string                 `json:"cgroupsPath"`
+		Namespaces  []specs.LinuxNamespace `json:"namespaces"`
+	} `json:"linux"`
+}
+
+func readSpec(bundle string) (*bundleSpec, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		return nil, fmt.Errorf("read config.json: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
-	var s specs.Spec
+	var s bundleSpec
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("parse config.json: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
 	return &s, nil
 }
 
-func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+func hasNamespace(s *bundleSpec, t specs.LinuxNamespaceType) bool {
 	if s.Linux == nil {
 		return false
 	}
@@ -168,7 +179,7 @@ func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
 	return false
 }
 
-func cgroupsPath(s *specs.Spec) string {
+func cgroupsPath(s *bundleSpec) string {
 	if s.Linux == nil {
 		return ""
 	}

@@ -236,8 +236,11 @@ func specs(ls *layerSet) []spec {
 			}},
 		{refs: []string{"e2e-test-images/httpd:2.4.39-4"}, base: bb, layers: []*layer{httpd}, index: true,
 			config: v1.Config{
+				// apache2/bin first in PATH, as in the upstream image: the
+				// busybox base has an httpd applet, which daemonizes and so
+				// ends the container at once.
 				Cmd:          []string{"httpd"},
-				Env:          []string{defaultPath + ":/usr/local/apache2/bin", "WEB_NAME=httpd", "WEB_PORT=80"},
+				Env:          []string{"PATH=/usr/local/apache2/bin:" + strings.TrimPrefix(defaultPath, "PATH="), "WEB_NAME=httpd", "WEB_PORT=80"},
 				WorkingDir:   "/usr/local/apache2",
 				ExposedPorts: map[string]struct{}{"80/tcp": {}},
 			}},

@@ -46,16 +46,18 @@ func crictlConfig(t *testing.T) string {
 	return p
 }
 
-// inspect runs an inspect command (-o json) and decodes its output.
-func inspect(t *testing.T, args ...string) (map[string]any, error) {
+// inspect runs "crictl <cmd> -o json <args>" and decodes its output. The
+// flag goes before the arguments: crictl's CLI stops parsing flags at the
+// first argument ("no such image \"-o\"").
+func inspect(t *testing.T, cmd string, args ...string) (map[string]any, error) {
 	t.Helper()
-	out, err := crictl(t, append(args, "-o", "json")...)
+	out, err := crictl(t, append([]string{cmd, "-o", "json"}, args...)...)
 	if err != nil {
 		return nil, err
 	}
 	var v map[string]any
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		return nil, fmt.Errorf("decode %s output: %v\n%s", args[0], err, out)
+		return nil, fmt.Errorf("decode %s output: %v\n%s", cmd, err, out)
 	}
 	return v, nil
 }
@@ -105,6 +107,13 @@ func eventually(d time.Duration, fn func() error) error {
 	}
 }
 
+// ownPIDNamespace gives a container its own PID namespace, as the kubelet
+// does unless shareProcessNamespace is set. The CRI default (POD, 0) shares
+// the sandbox's, where pid 1 is the pause process.
+var ownPIDNamespace = map[string]any{
+	"security_context": map[string]any{"namespace_options": map[string]any{"pid": 1}}, // CONTAINER
+}
+
 // TestCrictlScenarios drives the daemon the way an operator would with
 // crictl: pull, run a pod, run a container in it, read its logs, exec into
 // it, stop and remove everything, and check nothing is left behind.
@@ -120,14 +129,14 @@ func TestCrictlScenarios(t *testing.T) {
 		"hostname":      "crictl-scenario",
 		"log_directory": logDir,
 		"labels":        map[string]string{"e2e": "crictl"},
-		"linux":         map[string]any{},
+		"linux":         ownPIDNamespace,
 	})
 	writeJSON(t, ctrCfg, map[string]any{
 		"metadata": map[string]any{"name": "echo", "attempt": 0},
 		"image":    map[string]any{"image": busyboxImage},
 		"command":  []string{"sh", "-c", "echo hello-from-e2e; exec sleep 3600"},
 		"log_path": "echo.log",
-		"linux":    map[string]any{},
+		"linux":    ownPIDNamespace,
 	})
 
 	var podID, ctrID string

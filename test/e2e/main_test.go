@@ -46,6 +46,8 @@ var env struct {
 	binDir    string // where cri-runtime and cri-runtime-shim come from
 	artifacts string // logs and reports kept after the run
 	setupErr  error  // why the harness could not start; every test fails with it
+	cfgPath   string    // the daemon's config file
+	daemon    *exec.Cmd // the running daemon (restarted by the durability tests)
 	conn      *grpc.ClientConn
 	rt        runtimeapi.RuntimeServiceClient
 	img       runtimeapi.ImageServiceClient
@@ -60,14 +62,13 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	var (
-		daemon          *exec.Cmd
 		startedRegistry bool
 		shmBefore       map[int]bool
 		once            sync.Once
 		leaked          []string
 	)
 	cleanup := func() {
-		once.Do(func() { leaked = teardown(daemon, startedRegistry, shmBefore) })
+		once.Do(func() { leaked = teardown(env.daemon, startedRegistry, shmBefore) })
 	}
 	// ^C (or CI's SIGTERM) would kill the test binary and leave the daemon,
 	// which runs in its own process group, and its pods behind: tear down
@@ -83,7 +84,7 @@ func run(m *testing.M) int {
 		os.Exit(1)
 	}()
 
-	env.setupErr = setup(&daemon, &startedRegistry, &shmBefore)
+	env.setupErr = setup(&env.daemon, &startedRegistry, &shmBefore)
 	if env.setupErr != nil {
 		fmt.Fprintf(os.Stderr, "e2e: setup failed: %v\n", env.setupErr)
 	}
@@ -145,6 +146,8 @@ func setup(daemon **exec.Cmd, startedRegistry *bool, shmBefore *map[int]bool) er
 	if err != nil {
 		return err
 	}
+	env.cfgPath = cfg
+	_ = os.Remove(filepath.Join(env.artifacts, "daemon.log"))
 	d, err := startDaemon(cfg)
 	*daemon = d
 	if err != nil {
@@ -229,24 +232,26 @@ func runLogged(name string, argv ...string) error {
 var mirroredRegistries = []string{"registry.k8s.io", "gcr.io", "k8s.gcr.io", "docker.io"}
 
 // writeConfig writes the daemon's config: E2E_DAEMON_CONFIG when set (a
-// file to use as is), otherwise version 1 with the registry mirrors. A
-// daemon whose default config has no [registry] section yet (it refuses
-// unknown keys) gets no mirrors, and says so in the log: its pulls then fail
-// the tests that need images, which is the truth about that daemon.
+// file to use as is), otherwise version 1 with
+//   - a [network] of the run's own: hack/install-cni-config.sh's network in
+//     <tmp>/cni/net.d (the host's /etc/cni/net.d is neither needed nor
+//     touched), the CNI cache under the root and pinned netns under the
+//     state dir, where the leak checks look;
+//   - a [registry.mirrors."<host>"] table per mirrored registry. The daemon
+//     refuses unknown keys, so a daemon that cannot read these mirrors fails
+//     at start-up rather than pulling from the internet.
 func writeConfig() (string, error) {
 	if p := os.Getenv("E2E_DAEMON_CONFIG"); p != "" {
 		return p, nil
 	}
+	cniDir := filepath.Join(env.tmp, "cni", "net.d")
+	if err := runLogged("install-cni-config", filepath.Join(env.repo, "hack", "install-cni-config.sh"), cniDir); err != nil {
+		return "", err
+	}
 	var b strings.Builder
 	b.WriteString("version = 1\n")
-	def, err := exec.Command(daemonBin(), "config", "default").Output()
-	if err != nil {
-		return "", fmt.Errorf("%s config default: %w", daemonBin(), err)
-	}
-	if !strings.Contains(string(def), "[registry") {
-		fmt.Fprintf(os.Stderr, "e2e: this daemon has no [registry] config section yet: running it without the registry mirrors\n")
-		mirroredRegistries = nil
-	}
+	fmt.Fprintf(&b, "\n[network]\nconf_dir = %q\ncache_dir = %q\nnetns_dir = %q\n",
+		cniDir, filepath.Join(env.root, "cni"), filepath.Join(env.state, "netns"))
 	for _, host := range mirroredRegistries {
 		fmt.Fprintf(&b, "\n[registry.mirrors.%q]\nendpoints = [\"http://%s\"]\nfallback = false\n", host, registryAddr)
 	}
@@ -255,8 +260,10 @@ func writeConfig() (string, error) {
 }
 
 func startDaemon(cfg string) (*exec.Cmd, error) {
+	// Appended to: a restarted daemon (the durability tests) logs after the
+	// first one; setup removes the log of an earlier run.
 	logPath := filepath.Join(env.artifacts, "daemon.log")
-	f, err := os.Create(logPath)
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}

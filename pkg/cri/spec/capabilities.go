@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -48,13 +49,21 @@ func isAll(name string) bool { return strings.EqualFold(strings.TrimSpace(name),
 // WithCapabilityList sets bounding, effective and permitted to caps (in
 // allCapabilities order) and clears inheritable and ambient, as containerd
 // does since the inheritable-capabilities fix (CVE-2022-24769).
-func WithCapabilityList(caps []string) SpecOpt {
+func WithCapabilityList(caps []string) SpecOpt { return capabilityList(allCapabilities, caps) }
+
+// capabilityList is WithCapabilityList within held: a capability outside
+// it is FailedPrecondition, since runc could not grant it ("unable to
+// apply caps: operation not permitted").
+func capabilityList(held, caps []string) SpecOpt {
 	return func(s *specs.Spec) error {
 		set := make([]string, 0, len(caps))
 		for i, c := range caps {
 			n, err := normalizeCap(c)
 			if err != nil {
 				return fmt.Errorf("capability list[%d]: %w", i, err)
+			}
+			if !slices.Contains(held, n) {
+				return fmt.Errorf("capability %s is not held by the runtime, so no container can have it: %w", n, errdefs.ErrFailedPrecondition)
 			}
 			set = append(set, n)
 		}
@@ -86,11 +95,17 @@ func sortCaps(caps []string) []string {
 // add_ambient_capabilities are also raised in the inheritable and ambient
 // sets; each must survive in the bounding set.
 func WithCapabilities(defaults []string, c *runtimeapi.Capability) SpecOpt {
+	return capabilities(allCapabilities, defaults, c)
+}
+
+// capabilities is WithCapabilities where "ALL" means held, what the
+// runtime itself can grant.
+func capabilities(held, defaults []string, c *runtimeapi.Capability) SpecOpt {
 	return func(s *specs.Spec) error {
 		const field = "container.linux.security_context.capabilities"
 		set := slices.Clone(defaults)
 		if slices.ContainsFunc(c.GetAddCapabilities(), isAll) {
-			set = slices.Clone(allCapabilities)
+			set = slices.Clone(held)
 		}
 		if slices.ContainsFunc(c.GetDropCapabilities(), isAll) {
 			set = nil
@@ -124,8 +139,8 @@ func WithCapabilities(defaults []string, c *runtimeapi.Capability) SpecOpt {
 			}
 			set = slices.DeleteFunc(set, func(x string) bool { return x == n })
 		}
-		if err := WithCapabilityList(set)(s); err != nil {
-			return err
+		if err := capabilityList(held, set)(s); err != nil {
+			return fmt.Errorf("%s: %w", field, err)
 		}
 		return withAmbient(s, field, c.GetAddAmbientCapabilities())
 	}
@@ -157,8 +172,13 @@ func withAmbient(s *specs.Spec, field string, ambient []string) error {
 // read-only paths, and writable /sys and /sys/fs/cgroup. Seccomp is
 // dropped by seccompFor.
 func WithPrivileged(hostDevs bool, devRoot string) SpecOpt {
+	return privileged(allCapabilities, hostDevs, devRoot)
+}
+
+// privileged is WithPrivileged where "every capability" means held.
+func privileged(held []string, hostDevs bool, devRoot string) SpecOpt {
 	return func(s *specs.Spec) error {
-		if err := WithCapabilityList(allCapabilities)(s); err != nil {
+		if err := capabilityList(held, held)(s); err != nil {
 			return err
 		}
 		ensureResources(s)
@@ -183,4 +203,40 @@ func WithPrivileged(hostDevs bool, devRoot string) SpecOpt {
 		s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
 		return nil
 	}
+}
+
+// HeldCapabilities parses /proc/<pid>/status and returns the capabilities
+// the process can pass on to a container: those in both its bounding
+// (CapBnd) and effective (CapEff) sets, in number order. Bits this
+// package has no name for are ignored. A status without either line is
+// InvalidArgument.
+func HeldCapabilities(procStatus string) ([]string, error) {
+	var bnd, eff uint64
+	var haveBnd, haveEff bool
+	for _, line := range strings.Split(procStatus, "\n") {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok || (key != "CapBnd" && key != "CapEff") {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(val), 16, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", key, strings.TrimSpace(val), errdefs.ErrInvalidArgument)
+		}
+		if key == "CapBnd" {
+			bnd, haveBnd = n, true
+		} else {
+			eff, haveEff = n, true
+		}
+	}
+	if !haveBnd || !haveEff {
+		return nil, fmt.Errorf("process status has no CapBnd or CapEff line: %w", errdefs.ErrInvalidArgument)
+	}
+	held := bnd & eff
+	out := []string{}
+	for i, c := range allCapabilities {
+		if held&(1<<uint(i)) != 0 {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }

@@ -1,11 +1,14 @@
 package spec
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
 func TestWithCapabilities(t *testing.T) {
@@ -110,6 +113,74 @@ func TestConfigValidate(t *testing.T) {
 			c := DefaultConfig()
 			tc.mod(&c)
 			checkErr(t, c.Validate(), tc.wantErr)
+		})
+	}
+}
+
+func TestHeldCapabilities(t *testing.T) {
+	const status = "Name:\tcri-runtime\nCapInh:\t0000000000000000\nCapPrm:\t000001fffeffffff\nCapEff:\t%s\nCapBnd:\t%s\nCapAmb:\t0000000000000000\n"
+	withoutSysResource := slices.DeleteFunc(AllCapabilities(), func(c string) bool { return c == "CAP_SYS_RESOURCE" })
+	tests := []struct {
+		name    string
+		status  string
+		want    []string
+		wantErr error
+	}{
+		{"all", fmt.Sprintf(status, "000001ffffffffff", "000001ffffffffff"), AllCapabilities(), nil},
+		{"no CAP_SYS_RESOURCE (this VM)", fmt.Sprintf(status, "000001fffeffffff", "000001fffeffffff"), withoutSysResource, nil},
+		{"unknown high bits ignored", fmt.Sprintf(status, "ffffffffffffffff", "ffffffffffffffff"), AllCapabilities(), nil},
+		{"intersection of bounding and effective", fmt.Sprintf(status, "0000000000000003", "0000000000000006"), []string{"CAP_DAC_OVERRIDE"}, nil},
+		{"none", fmt.Sprintf(status, "0000000000000000", "000001ffffffffff"), []string{}, nil},
+		{"missing CapBnd", "CapEff:\t000001ffffffffff\n", nil, errInvalid},
+		{"garbage", fmt.Sprintf(status, "zz", "000001ffffffffff"), nil, errInvalid},
+		{"empty", "", nil, errInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := HeldCapabilities(tc.status)
+			if !checkErr(t, err, tc.wantErr) {
+				return
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCapabilityBound(t *testing.T) {
+	held := slices.DeleteFunc(AllCapabilities(), func(c string) bool { return c == "CAP_SYS_RESOURCE" })
+	privSandbox := &runtimeapi.PodSandboxConfig{Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{Privileged: true}}}
+	tests := []struct {
+		name    string
+		sc      *runtimeapi.LinuxContainerSecurityContext
+		want    []string
+		wantErr error
+	}{
+		{"privileged gets what is held", &runtimeapi.LinuxContainerSecurityContext{Privileged: true}, held, nil},
+		{"add ALL gets what is held", &runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{AddCapabilities: []string{"ALL"}}}, held, nil},
+		{"add ALL drop one", &runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{AddCapabilities: []string{"ALL"}, DropCapabilities: []string{"CHOWN"}}},
+			slices.DeleteFunc(slices.Clone(held), func(c string) bool { return c == "CAP_CHOWN" }), nil},
+		{"named held cap", &runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{AddCapabilities: []string{"SYS_ADMIN"}}}, nil, nil},
+		{"named cap not held", &runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{AddCapabilities: []string{"SYS_RESOURCE"}}}, nil, errdefs.ErrFailedPrecondition},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := ContainerInput{Sandbox: SandboxInfo{ID: "sb", Config: privSandbox, Pid: 1}, Rootfs: t.TempDir()}
+			cfg := &runtimeapi.ContainerConfig{Command: []string{"sh"}, Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: tc.sc}}
+			noDevs := DefaultConfig()
+			noDevs.PrivilegedWithoutHostDevices = true
+			res, err := ContainerSpec("c1", cfg, in, WithCapabilityBound(held), WithConfig(noDevs))
+			if !checkErr(t, err, tc.wantErr) {
+				return
+			}
+			c := res.Spec.Process.Capabilities
+			if slices.Contains(c.Bounding, "CAP_SYS_RESOURCE") || slices.Contains(c.Effective, "CAP_SYS_RESOURCE") || slices.Contains(c.Permitted, "CAP_SYS_RESOURCE") {
+				t.Errorf("CAP_SYS_RESOURCE granted: %+v", c)
+			}
+			if tc.want != nil && !slices.Equal(c.Bounding, tc.want) {
+				t.Errorf("bounding = %q, want %q", c.Bounding, tc.want)
+			}
 		})
 	}
 }

@@ -50,6 +50,26 @@ func WithDefaultMounts(shmPath, shmSize string) SpecOpt {
 	}
 }
 
+// WithUsernsSysfs replaces the fresh sysfs at /sys with a read-only
+// recursive bind of the host's /sys when the pod runs in its own user
+// namespace (containerd does the same): the kernel refuses a sysfs mount
+// from a user namespace that does not own the network namespace, and the
+// pod's netns is pinned by the daemon, in the host's user namespace.
+func WithUsernsSysfs(podCfg *runtimeapi.PodSandboxConfig) SpecOpt {
+	return func(s *specs.Spec) error {
+		if _, _, ok := PodUserNS(podCfg); !ok {
+			return nil
+		}
+		for i, m := range s.Mounts {
+			if m.Destination == "/sys" && m.Type == "sysfs" {
+				s.Mounts[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys",
+					Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+			}
+		}
+		return nil
+	}
+}
+
 func bindMount(dst, src string, ro bool) specs.Mount {
 	mode := "rw"
 	if ro {

@@ -111,11 +111,11 @@ func withUserNamespace(s *specs.Spec, field string, u *runtimeapi.UserNamespace,
 	if u.GetMode() != runtimeapi.NamespaceMode_POD {
 		return fmt.Errorf("%s.userns_options.mode %s is not supported (want POD or NODE): %w", field, u.GetMode(), errdefs.ErrInvalidArgument)
 	}
-	uids, err := idMappings(field+".userns_options.uids", u.GetUids())
+	uids, err := podIDMapping(field+".userns_options.uids", u.GetUids())
 	if err != nil {
 		return err
 	}
-	gids, err := idMappings(field+".userns_options.gids", u.GetGids())
+	gids, err := podIDMapping(field+".userns_options.gids", u.GetGids())
 	if err != nil {
 		return err
 	}
@@ -126,6 +126,34 @@ func withUserNamespace(s *specs.Spec, field string, u *runtimeapi.UserNamespace,
 	setNamespace(s, specs.UserNamespace, p)
 	s.Linux.UIDMappings, s.Linux.GIDMappings = uids, gids
 	return nil
+}
+
+// podIDMapping checks a pod's user namespace mapping: exactly one range,
+// starting at container id 0 (as containerd requires: the idmapped
+// rootfs and volumes are made for one range, and root must be mapped).
+func podIDMapping(field string, in []*runtimeapi.IDMapping) ([]specs.LinuxIDMapping, error) {
+	out, err := idMappings(field, in)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != 1 || out[0].ContainerID != 0 {
+		return nil, fmt.Errorf("%s must be exactly one range starting at container id 0, got %d ranges: %w", field, len(out), errdefs.ErrInvalidArgument)
+	}
+	return out, nil
+}
+
+// PodUserNS returns the pod's user namespace mapping (container id 0 →
+// host uid/gid, length) when the pod runs in its own user namespace; ok is
+// false for the host's. It does not validate (SandboxSpec does).
+func PodUserNS(cfg *runtimeapi.PodSandboxConfig) (uid, gid specs.LinuxIDMapping, ok bool) {
+	u := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
+	if u.GetMode() != runtimeapi.NamespaceMode_POD || len(u.GetUids()) == 0 || len(u.GetGids()) == 0 {
+		return uid, gid, false
+	}
+	m := func(x *runtimeapi.IDMapping) specs.LinuxIDMapping {
+		return specs.LinuxIDMapping{ContainerID: x.GetContainerId(), HostID: x.GetHostId(), Size: x.GetLength()}
+	}
+	return m(u.GetUids()[0]), m(u.GetGids()[0]), true
 }
 
 // idMappings converts and checks CRI id mappings: at least one, each

@@ -137,3 +137,43 @@ func TestWithSandboxNamespaces(t *testing.T) {
 		})
 	}
 }
+
+func TestPodUserNamespaceMappings(t *testing.T) {
+	one := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}
+	tests := []struct {
+		name       string
+		uids, gids []*runtimeapi.IDMapping
+		wantErr    error
+	}{
+		{"one range from 0", one, one, nil},
+		{"two ranges", append(slices.Clone(one), &runtimeapi.IDMapping{ContainerId: 65536, HostId: 300000, Length: 10}), one, errInvalid},
+		{"root not mapped", []*runtimeapi.IDMapping{{ContainerId: 1, HostId: 1000, Length: 100000}}, one, errInvalid},
+		{"no gids", one, nil, errInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &runtimeapi.PodSandboxConfig{Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: tc.uids, Gids: tc.gids}},
+			}}}
+			s, err := SandboxSpec("sb", cfg, SandboxInput{Args: []string{"/pause"}, Rootfs: t.TempDir(), NetNSPath: "/run/netns/x"})
+			if !checkErr(t, err, tc.wantErr) {
+				return
+			}
+			if len(s.Linux.UIDMappings) != 1 || s.Linux.UIDMappings[0].HostID != 100000 {
+				t.Errorf("uid mappings = %+v", s.Linux.UIDMappings)
+			}
+			sys := mountByDst(s, "/sys")
+			if sys.Type != "bind" || sys.Source != "/sys" || !slices.Contains(sys.Options, "ro") || !slices.Contains(sys.Options, "rbind") {
+				t.Errorf("/sys in a user namespace = %+v, want a read-only rbind of the host's", sys)
+			}
+		})
+	}
+}
+
+func TestNoUsernsKeepsSysfs(t *testing.T) {
+	s, err := SandboxSpec("sb", &runtimeapi.PodSandboxConfig{}, SandboxInput{Args: []string{"/pause"}, Rootfs: t.TempDir()})
+	checkErr(t, err, nil)
+	if m := mountByDst(s, "/sys"); m.Type != "sysfs" {
+		t.Errorf("/sys = %+v, want a fresh sysfs", m)
+	}
+}

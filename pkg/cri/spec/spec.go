@@ -125,6 +125,9 @@ type options struct {
 	cfg      Config
 	oomFloor int
 	devRoot  string // host /dev, a test seam for privileged devices
+	// held is what "every capability" means (privileged, add ALL): the
+	// capabilities the runtime holds; default all of them.
+	held []string
 }
 
 // WithConfig sets the daemon-wide configuration (default DefaultConfig()).
@@ -136,8 +139,22 @@ func WithConfig(cfg Config) Option { return func(o *options) { o.cfg = cfg } }
 // pipe: EOF". The default floor, -1000, clamps nothing.
 func WithOOMScoreAdjFloor(n int) Option { return func(o *options) { o.oomFloor = n } }
 
+// WithCapabilityBound limits every capability set to caps, the
+// capabilities the daemon itself holds (HeldCapabilities of
+// /proc/self/status): a privileged container or "add ALL" gets all of
+// caps, and a capability named outside it is FailedPrecondition. Without
+// it runc fails with "unable to apply caps: operation not permitted" on a
+// host whose root lacks some capability. nil means no bound.
+func WithCapabilityBound(caps []string) Option {
+	return func(o *options) {
+		if caps != nil {
+			o.held = sortCaps(caps)
+		}
+	}
+}
+
 func newOptions(opts []Option) (options, error) {
-	o := options{cfg: DefaultConfig(), oomFloor: -1000, devRoot: "/dev"}
+	o := options{cfg: DefaultConfig(), oomFloor: -1000, devRoot: "/dev", held: allCapabilities}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -192,6 +209,7 @@ func ContainerSpec(id string, cfg *runtimeapi.ContainerConfig, in ContainerInput
 		WithReadonlyRootfs(sc.GetReadonlyRootfs()),
 		WithContainerUser(in.Rootfs, sc, in.Image.User),
 		WithDefaultMounts(in.Sandbox.ShmPath, o.cfg.ShmSize),
+		WithUsernsSysfs(in.Sandbox.Config),
 		WithSandboxFileMounts(in.Sandbox, sc.GetReadonlyRootfs()),
 		WithMounts(append(slices.Clone(cfg.GetMounts()), volumeMounts(volumes)...)),
 		WithDevices(cfg.GetDevices()),
@@ -215,9 +233,9 @@ func ContainerSpec(id string, cfg *runtimeapi.ContainerConfig, in ContainerInput
 // and applies the add/drop lists to the default set otherwise.
 func withPrivilegedOrCapabilities(sc *runtimeapi.LinuxContainerSecurityContext, o options) SpecOpt {
 	if sc.GetPrivileged() {
-		return WithPrivileged(!o.cfg.PrivilegedWithoutHostDevices, o.devRoot)
+		return privileged(o.held, !o.cfg.PrivilegedWithoutHostDevices, o.devRoot)
 	}
-	return WithCapabilities(o.cfg.DefaultCapabilities, sc.GetCapabilities())
+	return capabilities(o.held, o.cfg.DefaultCapabilities, sc.GetCapabilities())
 }
 
 // SandboxSpec generates the OCI spec of the pause process of a sandbox: its
@@ -242,6 +260,7 @@ func SandboxSpec(id string, cfg *runtimeapi.PodSandboxConfig, in SandboxInput, o
 		WithReadonlyRootfs(true),
 		WithSandboxUser(in.Rootfs, sc),
 		WithDefaultMounts("", o.cfg.ShmSize),
+		WithUsernsSysfs(cfg),
 		WithCapabilityList(nil),
 		WithSeccomp(seccompFor(sc.GetSeccomp(), sc.GetSeccompProfilePath(), sc.GetPrivileged()), o.cfg),
 		WithNoNewPrivileges(true),

@@ -243,14 +243,10 @@ func validateContainerConfig(cfg *runtimeapi.ContainerConfig) error {
 	switch {
 	case cfg == nil:
 		return fmt.Errorf("config is missing: %w", errdefs.ErrInvalidArgument)
-	case cfg.GetMetadata().GetName() == "":
-		return fmt.Errorf("config.metadata.name is empty: %w", errdefs.ErrInvalidArgument)
-	case strings.ContainsAny(cfg.GetMetadata().GetName(), "/\x00") || strings.Contains(cfg.GetMetadata().GetName(), ".."):
-		return fmt.Errorf("config.metadata.name %q: %w", cfg.GetMetadata().GetName(), errdefs.ErrInvalidArgument)
 	case cfg.GetImage().GetImage() == "":
 		return fmt.Errorf("config.image.image is empty: %w", errdefs.ErrInvalidArgument)
 	}
-	return nil
+	return validateName("config.metadata.name", cfg.GetMetadata().GetName())
 }
 
 // cleanups is a LIFO stack of undo steps. Each runs on a context that

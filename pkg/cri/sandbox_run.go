@@ -122,8 +122,8 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig) error {
 		{"config.metadata.namespace", md.GetNamespace()},
 		{"config.metadata.uid", md.GetUid()},
 	} {
-		if f.v == "" {
-			return fmt.Errorf("%s is empty: %w", f.field, errdefs.ErrInvalidArgument)
+		if err := validateName(f.field, f.v); err != nil {
+			return err
 		}
 	}
 	if d := cfg.GetLogDirectory(); d != "" && (!filepath.IsAbs(d) || slices.Contains(strings.Split(d, "/"), "..") || strings.ContainsRune(d, 0)) {

@@ -59,6 +59,7 @@ func runPod(t *testing.T, name string, mutate ...func(*runtimeapi.PodSandboxConf
 
 func pullImage(t *testing.T, ref string) {
 	t.Helper()
+	requireEnv(t)
 	if _, err := env.img.PullImage(context.Background(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
 		t.Fatalf("pull %s: %v", ref, err)
 	}

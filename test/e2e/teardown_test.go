@@ -35,7 +35,7 @@ func teardown(daemon *exec.Cmd, startedRegistry bool, shmBefore map[int]bool) []
 			// The netns dir is bind-mounted on itself on purpose (so pinned
 			// namespaces can be mounted into it) and stays for the next
 			// start; only what is mounted inside it is a leak.
-			if m == filepath.Join(env.state, "netns") {
+			if m == netnsDir() {
 				continue
 			}
 			found = append(found, "mount after the daemon stopped: "+m)

@@ -1,0 +1,64 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+// CheckpointContainer is not implemented. A checkpoint is `runc checkpoint`
+// (CRIU) of the container's init, driven by whoever owns the task: the
+// shim. The shim protocol has no checkpoint call and pkg/cri may not run
+// runc itself (runc belongs below pkg/runtime), so it needs, bottom up: a
+// Checkpoint(ctx, api.CheckpointRequest{ImagePath, WorkPath, LeaveRunning})
+// call in pkg/shim/api and the shim's process package (go-runc's
+// Checkpoint with CheckpointOpts), a Task.Checkpoint in pkg/runtime, and
+// here the archive the kubelet expects at Location (the CRIU images plus
+// config.dump, spec.dump and the rootfs diff, as CRI-O writes it).
+// The answer also says whether CRIU works on this host at all.
+func (s *Service) CheckpointContainer(ctx context.Context, r *runtimeapi.CheckpointContainerRequest) (*runtimeapi.CheckpointContainerResponse, error) {
+	c, err := s.getContainer(r.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	if st := c.Status().State(); st != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		return nil, fmt.Errorf("container %s is %s, not RUNNING: %w", c.Meta.ID, stateName(st), errdefs.ErrFailedPrecondition)
+	}
+	return nil, fmt.Errorf("checkpoint of container %s: the shim has no checkpoint call, and the facade may not run runc itself; %s: %w",
+		c.Meta.ID, s.criuCheck(ctx), errdefs.ErrNotImplemented)
+}
+
+// criuCheck runs `criu check` once per daemon and describes its outcome.
+func (s *Service) criuCheck(ctx context.Context) string {
+	o := s.observer()
+	o.criuOnce.Do(func() {
+		path, err := exec.LookPath("criu")
+		if err != nil {
+			o.criuResult = "criu is not installed"
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(cctx, path, "check").CombinedOutput()
+		if err != nil {
+			o.criuResult = fmt.Sprintf("`criu check` fails on this host (%v): %s", err, lastLines(string(out), 2))
+			return
+		}
+		o.criuResult = "`criu check` passes on this host: " + lastLines(string(out), 1)
+	})
+	return o.criuResult
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " / ")
+}

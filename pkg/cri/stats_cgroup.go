@@ -1,0 +1,436 @@
+package cri
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/cgroups/v3"
+	"github.com/containerd/cgroups/v3/cgroup1"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	v2stats "github.com/containerd/cgroups/v3/cgroup2/stats"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+// cgroupRoot is where the cgroup hierarchies are mounted.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// unlimited is the smallest limit treated as "no limit": cgroup v1 reports
+// an unlimited memory.limit_in_bytes as PAGE_COUNTER_MAX rounded to pages,
+// v2 as "max" (MaxUint64 in the library).
+const unlimited = uint64(1) << 62
+
+// cgroupSample is one reading of a cgroup, in the CRI's units.
+type cgroupSample struct {
+	at time.Time
+
+	cpuNanos uint64 // cumulative CPU time of all cores
+
+	memUsage      uint64
+	memWorkingSet uint64 // usage - inactive_file, as the kubelet evicts on
+	memRSS        uint64
+	pgFault       uint64
+	pgMajFault    uint64
+	memLimit      uint64 // 0 when unlimited
+
+	pids uint64
+
+	// PSI is nil where the kernel or the hierarchy has none.
+	cpuPSI, memPSI, ioPSI *runtimeapi.PsiStats
+}
+
+// add sums two readings; PSI (averages) and limits cannot be summed and are
+// dropped.
+func (a cgroupSample) add(b cgroupSample) cgroupSample {
+	a.cpuNanos += b.cpuNanos
+	a.memUsage += b.memUsage
+	a.memWorkingSet += b.memWorkingSet
+	a.memRSS += b.memRSS
+	a.pgFault += b.pgFault
+	a.pgMajFault += b.pgMajFault
+	a.pids += b.pids
+	a.memLimit = 0
+	a.cpuPSI, a.memPSI, a.ioPSI = nil, nil, nil
+	if b.at.After(a.at) {
+		a.at = b.at
+	}
+	return a
+}
+
+// readCgroup reads the cgroup at path (relative to each hierarchy's root,
+// as in runc's cgroupsPath for the cgroupfs driver). A cgroup that is gone
+// is ErrNotFound.
+func readCgroup(p string) (cgroupSample, error) {
+	if cgroups.Mode() == cgroups.Unified {
+		return readCgroup2(p)
+	}
+	return readCgroup1(p, cgroups.Mode() == cgroups.Hybrid)
+}
+
+func readCgroup1(p string, hybrid bool) (cgroupSample, error) {
+	cg, err := cgroup1.Load(cgroup1.StaticPath(p))
+	if err != nil {
+		if errors.Is(err, cgroup1.ErrCgroupDeleted) || errors.Is(err, os.ErrNotExist) {
+			return cgroupSample{}, fmt.Errorf("cgroup %s: %w", p, errdefs.ErrNotFound)
+		}
+		return cgroupSample{}, fmt.Errorf("load cgroup %s: %w", p, err)
+	}
+	m, err := cg.Stat(cgroup1.IgnoreNotExist)
+	if err != nil {
+		if errors.Is(err, cgroup1.ErrCgroupDeleted) {
+			return cgroupSample{}, fmt.Errorf("cgroup %s: %w", p, errdefs.ErrNotFound)
+		}
+		return cgroupSample{}, fmt.Errorf("stat cgroup %s: %w", p, err)
+	}
+	s := cgroupSample{at: time.Now()}
+	s.cpuNanos = m.GetCPU().GetUsage().GetTotal()
+	mem := m.GetMemory()
+	s.memUsage = mem.GetUsage().GetUsage()
+	s.memWorkingSet = workingSet(s.memUsage, mem.GetTotalInactiveFile())
+	s.memRSS = mem.GetTotalRSS()
+	s.pgFault = mem.GetTotalPgFault()
+	s.pgMajFault = mem.GetTotalPgMajFault()
+	if l := mem.GetUsage().GetLimit(); l < unlimited {
+		s.memLimit = l
+	}
+	s.pids = m.GetPids().GetCurrent()
+	if hybrid {
+		// runc also creates the cgroup in the v2 hierarchy of a hybrid
+		// host; it has no controllers there, but it has PSI.
+		dir := filepath.Join(cgroupRoot, "unified", p)
+		s.cpuPSI = readPSIFile(filepath.Join(dir, "cpu.pressure"))
+		s.memPSI = readPSIFile(filepath.Join(dir, "memory.pressure"))
+		s.ioPSI = readPSIFile(filepath.Join(dir, "io.pressure"))
+	}
+	return s, nil
+}
+
+func readCgroup2(p string) (cgroupSample, error) {
+	if _, err := os.Stat(filepath.Join(cgroupRoot, p)); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return cgroupSample{}, fmt.Errorf("cgroup %s: %w", p, errdefs.ErrNotFound)
+		}
+		return cgroupSample{}, err
+	}
+	mgr, err := cgroup2.Load(p)
+	if err != nil {
+		return cgroupSample{}, fmt.Errorf("load cgroup %s: %w", p, err)
+	}
+	m, err := mgr.Stat()
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return cgroupSample{}, fmt.Errorf("cgroup %s: %w", p, errdefs.ErrNotFound)
+		}
+		return cgroupSample{}, fmt.Errorf("stat cgroup %s: %w", p, err)
+	}
+	s := cgroupSample{at: time.Now()}
+	s.cpuNanos = m.GetCPU().GetUsageUsec() * 1000
+	mem := m.GetMemory()
+	s.memUsage = mem.GetUsage()
+	s.memWorkingSet = workingSet(s.memUsage, mem.GetInactiveFile())
+	s.memRSS = mem.GetAnon()
+	s.pgFault = mem.GetPgfault()
+	s.pgMajFault = mem.GetPgmajfault()
+	if l := mem.GetUsageLimit(); l < unlimited {
+		s.memLimit = l
+	}
+	s.pids = m.GetPids().GetCurrent()
+	s.cpuPSI = fromPSI2(m.GetCPU().GetPSI())
+	s.memPSI = fromPSI2(mem.GetPSI())
+	s.ioPSI = fromPSI2(m.GetIo().GetPSI())
+	return s, nil
+}
+
+func workingSet(usage, inactiveFile uint64) uint64 {
+	if inactiveFile > usage {
+		return 0
+	}
+	return usage - inactiveFile
+}
+
+func fromPSI2(p *v2stats.PSIStats) *runtimeapi.PsiStats {
+	if p == nil || (p.GetSome() == nil && p.GetFull() == nil) {
+		return nil
+	}
+	conv := func(d *v2stats.PSIData) *runtimeapi.PsiData {
+		if d == nil {
+			return nil
+		}
+		// The kernel counts total stall time in microseconds.
+		return &runtimeapi.PsiData{Total: d.GetTotal() * 1000, Avg10: d.GetAvg10(), Avg60: d.GetAvg60(), Avg300: d.GetAvg300()}
+	}
+	return &runtimeapi.PsiStats{Some: conv(p.GetSome()), Full: conv(p.GetFull())}
+}
+
+// readPSIFile reads a *.pressure file; nil if it is absent or unreadable
+// (no PSI in this kernel, or psi=0).
+func readPSIFile(p string) *runtimeapi.PsiStats {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	psi, err := parsePSI(f)
+	if err != nil {
+		return nil
+	}
+	return psi
+}
+
+// parsePSI parses the kernel's pressure format:
+//
+//	some avg10=0.00 avg60=0.00 avg300=0.00 total=0
+//	full avg10=0.00 avg60=0.00 avg300=0.00 total=0
+func parsePSI(r io.Reader) (*runtimeapi.PsiStats, error) {
+	out := &runtimeapi.PsiStats{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		d := &runtimeapi.PsiData{}
+		for _, kv := range f[1:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return nil, fmt.Errorf("psi: bad field %q", kv)
+			}
+			var err error
+			switch k {
+			case "avg10":
+				d.Avg10, err = strconv.ParseFloat(v, 64)
+			case "avg60":
+				d.Avg60, err = strconv.ParseFloat(v, 64)
+			case "avg300":
+				d.Avg300, err = strconv.ParseFloat(v, 64)
+			case "total":
+				d.Total, err = strconv.ParseUint(v, 10, 64)
+				d.Total *= 1000 // microseconds → nanoseconds
+			}
+			if err != nil {
+				return nil, fmt.Errorf("psi: %s: %w", kv, err)
+			}
+		}
+		switch f[0] {
+		case "some":
+			out.Some = d
+		case "full":
+			out.Full = d
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if out.Some == nil && out.Full == nil {
+		return nil, errors.New("psi: empty")
+	}
+	return out, nil
+}
+
+// bundleCgroupsPath reads linux.cgroupsPath from a bundle's config.json
+// and turns it into a path under the hierarchies' roots.
+func bundleCgroupsPath(bundle string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("bundle %s has no config.json: %w", bundle, errdefs.ErrNotFound)
+		}
+		return "", err
+	}
+	var spec struct {
+		Linux struct {
+			CgroupsPath string `json:"cgroupsPath"`
+		} `json:"linux"`
+	}
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return "", fmt.Errorf("decode %s/config.json: %w", bundle, err)
+	}
+	if spec.Linux.CgroupsPath == "" {
+		return "", fmt.Errorf("bundle %s has no linux.cgroupsPath: %w", bundle, errdefs.ErrNotFound)
+	}
+	return cgroupFSPath(spec.Linux.CgroupsPath)
+}
+
+// cgroupFSPath turns runc's cgroupsPath into a path under the hierarchies'
+// roots: a cgroupfs path as is, a systemd "slice:prefix:name" as systemd
+// lays it out ("<slices…>/<prefix>-<name>.scope").
+func cgroupFSPath(cgroupsPath string) (string, error) {
+	if !strings.Contains(cgroupsPath, ":") {
+		return path.Clean("/" + cgroupsPath), nil
+	}
+	parts := strings.Split(cgroupsPath, ":")
+	if len(parts) != 3 {
+		return "", fmt.Errorf("cgroupsPath %q: %w", cgroupsPath, errdefs.ErrInvalidArgument)
+	}
+	slice, err := expandSlice(parts[0])
+	if err != nil {
+		return "", err
+	}
+	return path.Join(slice, parts[1]+"-"+parts[2]+".scope"), nil
+}
+
+// expandSlice turns "a-b-c.slice" into "/a.slice/a-b.slice/a-b-c.slice",
+// as systemd nests slices.
+func expandSlice(slice string) (string, error) {
+	if slice == "" || slice == "-.slice" {
+		return "/", nil
+	}
+	name, ok := strings.CutSuffix(slice, ".slice")
+	if !ok || strings.Contains(name, "/") || strings.HasPrefix(name, "-") || strings.HasSuffix(name, "-") || strings.Contains(name, "--") {
+		return "", fmt.Errorf("systemd slice %q: %w", slice, errdefs.ErrInvalidArgument)
+	}
+	out, prefix := "", ""
+	for _, comp := range strings.Split(name, "-") {
+		out += "/" + prefix + comp + ".slice"
+		prefix += comp + "-"
+	}
+	return out, nil
+}
+
+// dirUsage is the disk use of a tree: bytes allocated (st_blocks, so
+// sparse files count what they use) and inodes, each hard link counted
+// once. Files that vanish during the walk are skipped.
+func dirUsage(root string) (bytes, inodes uint64, err error) {
+	seen := map[uint64]struct{}{}
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		if _, dup := seen[st.Ino]; dup {
+			return nil
+		}
+		seen[st.Ino] = struct{}{}
+		bytes += uint64(st.Blocks) * 512
+		inodes++
+		return nil
+	})
+	return bytes, inodes, err
+}
+
+// readNetDev reads /proc/<pid>/net/dev: the interfaces of the process's
+// network namespace, loopback left out.
+func readNetDev(pid int) ([]*runtimeapi.NetworkInterfaceUsage, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", pid))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("process %d: %w", pid, errdefs.ErrNotFound)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	return parseNetDev(f)
+}
+
+// parseNetDev parses the net/dev format: two header lines, then
+// "name: rx_bytes rx_packets rx_errs rx_drop rx_fifo rx_frame rx_compressed
+// rx_multicast tx_bytes tx_packets tx_errs …".
+func parseNetDev(r io.Reader) ([]*runtimeapi.NetworkInterfaceUsage, error) {
+	var out []*runtimeapi.NetworkInterfaceUsage
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue // a header line
+		}
+		name = strings.TrimSpace(name)
+		f := strings.Fields(rest)
+		if len(f) < 11 {
+			return nil, fmt.Errorf("net/dev: short line for %s", name)
+		}
+		var v [4]uint64
+		for i, idx := range []int{0, 2, 8, 10} {
+			n, err := strconv.ParseUint(f[idx], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("net/dev: %s: %w", name, err)
+			}
+			v[i] = n
+		}
+		if name == "lo" {
+			continue
+		}
+		out = append(out, &runtimeapi.NetworkInterfaceUsage{
+			Name:     name,
+			RxBytes:  &runtimeapi.UInt64Value{Value: v[0]},
+			RxErrors: &runtimeapi.UInt64Value{Value: v[1]},
+			TxBytes:  &runtimeapi.UInt64Value{Value: v[2]},
+			TxErrors: &runtimeapi.UInt64Value{Value: v[3]},
+		})
+	}
+	return out, sc.Err()
+}
+
+// cpuRates turns cumulative CPU readings into usage_nano_cores: it keeps
+// the last reading per object and computes the rate over the window since.
+type cpuRates struct {
+	// minWindow: a reading closer than this to the last one returns the
+	// last rate rather than a noisy one, and is not kept.
+	minWindow time.Duration
+
+	mu   sync.Mutex
+	last map[string]cpuReading
+}
+
+type cpuReading struct {
+	at    time.Time
+	nanos uint64
+	rate  uint64
+	valid bool // rate is set
+}
+
+func newCPURates() *cpuRates {
+	return &cpuRates{minWindow: 100 * time.Millisecond, last: map[string]cpuReading{}}
+}
+
+// observe records a reading of id and returns its rate in nanocores since
+// the previous reading; ok is false for the first reading, and after the
+// counter went backwards (the cgroup was re-created).
+func (r *cpuRates) observe(id string, at time.Time, nanos uint64) (rate uint64, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prev, had := r.last[id]
+	if had && nanos >= prev.nanos && at.Sub(prev.at) < r.minWindow && at.Sub(prev.at) >= 0 {
+		return prev.rate, prev.valid
+	}
+	cur := cpuReading{at: at, nanos: nanos}
+	if had && nanos >= prev.nanos && at.After(prev.at) {
+		window := at.Sub(prev.at)
+		cur.rate = uint64(float64(nanos-prev.nanos) / float64(window.Nanoseconds()) * 1e9)
+		cur.valid = true
+	}
+	r.last[id] = cur
+	return cur.rate, cur.valid
+}
+
+// forget drops the readings of id.
+func (r *cpuRates) forget(id string) {
+	r.mu.Lock()
+	delete(r.last, id)
+	r.mu.Unlock()
+}

@@ -1,0 +1,171 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+// defaultInterface is the pod interface CNI plugins create, reported as the
+// network's default interface.
+const defaultInterface = "eth0"
+
+// PodSandboxStats reports a ready pod's CPU, memory, processes and network
+// and the stats of its live containers. An absent or stopped pod is
+// NotFound.
+func (s *Service) PodSandboxStats(ctx context.Context, r *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error) {
+	sb, err := s.getSandbox(r.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.sandboxStats(ctx, sb)
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.PodSandboxStatsResponse{Stats: st}, nil
+}
+
+// ListPodSandboxStats reports the stats of the ready pods matching the
+// filter (id or id prefix, labels); stopped pods are skipped.
+func (s *Service) ListPodSandboxStats(ctx context.Context, r *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
+	out, err := s.listSandboxStats(ctx, r.GetFilter())
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ListPodSandboxStatsResponse{Stats: out}, nil
+}
+
+func (s *Service) listSandboxStats(ctx context.Context, f *runtimeapi.PodSandboxStatsFilter) ([]*runtimeapi.PodSandboxStats, error) {
+	var out []*runtimeapi.PodSandboxStats
+	for _, sb := range s.sandboxes.List() {
+		if f != nil && (f.GetId() != "" && !strings.HasPrefix(sb.Meta.ID, f.GetId()) || !matchLabels(f.GetLabelSelector(), sb.Meta.config.GetLabels())) {
+			continue
+		}
+		st, err := s.sandboxStats(ctx, sb)
+		switch {
+		case errdefs.IsNotFound(err):
+			continue
+		case err != nil:
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// sandboxStats measures a ready pod. With a cgroup parent (as the kubelet
+// sets, one per pod) the parent is the pod's cgroup and is read as a
+// whole. Without one (crictl, critest) the pause and every container share
+// the runtime's default parent with other pods, so the pod's figures are
+// the sum of its pause's and its live containers' cgroups.
+func (s *Service) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.PodSandboxStats, error) {
+	if st := sb.Status(); st.State() != runtimeapi.PodSandboxState_SANDBOX_READY {
+		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", sb.Meta.ID, errdefs.ErrNotFound)
+	}
+	pause, err := s.taskCgroupSample(sb.Meta.ID)
+	if err != nil {
+		return nil, err
+	}
+	var containers []*runtimeapi.ContainerStats
+	for _, c := range s.containersOf(sb.Meta.ID) {
+		cs, err := s.containerStats(ctx, c)
+		switch {
+		case errdefs.IsNotFound(err):
+			continue
+		case err != nil:
+			return nil, err
+		}
+		containers = append(containers, cs)
+	}
+	pod, err := s.podCgroupSample(sb, pause)
+	if err != nil {
+		return nil, err
+	}
+	cfg := sb.Meta.config
+	linux := &runtimeapi.LinuxPodSandboxStats{
+		Process:    &runtimeapi.ProcessUsage{Timestamp: pod.at.UnixNano(), ProcessCount: &runtimeapi.UInt64Value{Value: pod.pids}},
+		Io:         &runtimeapi.IoUsage{Timestamp: pod.at.UnixNano(), Psi: pod.ioPSI},
+		Containers: containers,
+	}
+	s.fillUsage(sb.Meta.ID, pod, &linux.Cpu, &linux.Memory)
+	if !hostNetwork(cfg) {
+		linux.Network = podNetwork(sb.Status().Pid)
+	}
+	return &runtimeapi.PodSandboxStats{
+		Attributes: &runtimeapi.PodSandboxAttributes{Id: sb.Meta.ID, Metadata: cfg.GetMetadata(), Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations()},
+		Linux:      linux,
+	}, nil
+}
+
+// podCgroupSample is the reading of the whole pod: its cgroup parent, or
+// the sum of the pause's and the live containers' cgroups.
+func (s *Service) podCgroupSample(sb *sandbox, pause cgroupSample) (cgroupSample, error) {
+	if sb.Meta.config.GetLinux().GetCgroupParent() != "" {
+		t, err := s.tasks.Get(taskNamespace, sb.Meta.ID)
+		if err != nil {
+			return cgroupSample{}, err
+		}
+		p, err := s.taskCgroupPath(t)
+		if err != nil {
+			return cgroupSample{}, err
+		}
+		return readCgroup(path.Dir(p))
+	}
+	sum := pause
+	for _, c := range s.containersOf(sb.Meta.ID) {
+		cs, err := s.taskCgroupSample(c.Meta.ID)
+		switch {
+		case errdefs.IsNotFound(err):
+			continue
+		case err != nil:
+			return cgroupSample{}, err
+		}
+		sum = sum.add(cs)
+	}
+	if podLimit := s.podMemoryLimit(sb.Meta.ID); podLimit > 0 {
+		sum.memLimit = podLimit
+	}
+	return sum, nil
+}
+
+// podMemoryLimit is the pod's memory limit as UpdatePodSandboxResources
+// last reported it (resources plus overhead); 0 when unknown.
+func (s *Service) podMemoryLimit(id string) uint64 {
+	v, ok := s.observer().podRes.Load(id)
+	if !ok {
+		return 0
+	}
+	r := v.(*runtimeapi.UpdatePodSandboxResourcesRequest)
+	res, over := r.GetResources().GetMemoryLimitInBytes(), r.GetOverhead().GetMemoryLimitInBytes()
+	if res <= 0 {
+		return 0
+	}
+	return uint64(res + max(over, 0))
+}
+
+// podNetwork reads the pod's interfaces through its pause process's
+// network namespace; nil if they cannot be read (the pause just exited).
+func podNetwork(pausePid int) *runtimeapi.NetworkUsage {
+	if pausePid <= 0 {
+		return nil
+	}
+	ifaces, err := readNetDev(pausePid)
+	if err != nil {
+		return nil
+	}
+	out := &runtimeapi.NetworkUsage{Timestamp: time.Now().UnixNano()}
+	for _, i := range ifaces {
+		if i.GetName() == defaultInterface {
+			out.DefaultInterface = i
+			continue
+		}
+		out.Interfaces = append(out.Interfaces, i)
+	}
+	return out
+}

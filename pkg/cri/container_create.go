@@ -53,6 +53,7 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateConta
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Created container", "name", name)
+	s.publishContainerEventByID(ctx, id, evCreated)
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
 }
 

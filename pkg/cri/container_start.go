@@ -46,6 +46,7 @@ func (s *Service) StartContainer(ctx context.Context, r *runtimeapi.StartContain
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Started container", "pid", task.Pid())
+	s.publishContainerEvent(ctx, c, evStarted)
 	return &runtimeapi.StartContainerResponse{}, nil
 }
 

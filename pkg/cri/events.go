@@ -61,6 +61,7 @@ func (s *Service) handleEvent(ctx context.Context, ev runtime.Event) {
 		}); err != nil {
 			logger.Error(err, "Failed to record a container's exit", "containerID", ev.ID)
 		}
+		s.publishContainerEvent(ctx, c, evStopped)
 		return
 	}
 	if sb, err := s.sandboxes.Get(ev.ID); err == nil && sb.Meta.ID == ev.ID {
@@ -72,6 +73,7 @@ func (s *Service) handleEvent(ctx context.Context, ev runtime.Event) {
 		}); err != nil {
 			logger.Error(err, "Failed to record a sandbox's exit", "podSandboxID", ev.ID)
 		}
+		s.publishSandboxEvent(ctx, sb, evStopped)
 	}
 }
 

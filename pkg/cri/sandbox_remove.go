@@ -36,6 +36,7 @@ func (s *Service) RemovePodSandbox(ctx context.Context, r *runtimeapi.RemovePodS
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Removed pod sandbox")
+	s.publishSandboxEvent(ctx, sb, evDeleted)
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
 }
 

@@ -107,6 +107,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	default:
 	}
 	logger.V(2).Info("Ran pod sandbox", "pid", t.Pid(), "ips", meta.IPs, "runtimeHandler", r.GetRuntimeHandler())
+	s.publishSandboxEvent(ctx, sb, evCreated, evStarted)
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
 }
 

@@ -36,6 +36,7 @@ func (s *Service) StopPodSandbox(ctx context.Context, r *runtimeapi.StopPodSandb
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Stopped pod sandbox")
+	s.publishSandboxEvent(ctx, sb, evStopped)
 	return &runtimeapi.StopPodSandboxResponse{}, nil
 }
 

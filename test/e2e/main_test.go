@@ -37,15 +37,15 @@ import (
 
 // env is the running daemon and where things are, shared by the tests.
 var env struct {
-	repo      string // repository root
-	tmp       string // everything this run creates: root, state, logs, configs
-	root      string // daemon --root
-	state     string // daemon --state
-	socket    string // CRI socket
-	endpoint  string // unix://<socket>
-	binDir    string // where cri-runtime and cri-runtime-shim come from
-	artifacts string // logs and reports kept after the run
-	setupErr  error  // why the harness could not start; every test fails with it
+	repo      string    // repository root
+	tmp       string    // everything this run creates: root, state, logs, configs
+	root      string    // daemon --root
+	state     string    // daemon --state
+	socket    string    // CRI socket
+	endpoint  string    // unix://<socket>
+	binDir    string    // where cri-runtime and cri-runtime-shim come from
+	artifacts string    // logs and reports kept after the run
+	setupErr  error     // why the harness could not start; every test fails with it
 	cfgPath   string    // the daemon's config file
 	daemon    *exec.Cmd // the running daemon (restarted by the durability tests)
 	conn      *grpc.ClientConn

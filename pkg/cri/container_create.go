@@ -67,6 +67,19 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox, meta *contai
 		}
 	}()
 	cfg := meta.config
+	if err := s.checkContainerFeatures(sb.Meta.RuntimeHandler, cfg); err != nil {
+		return err
+	}
+	if err := checkMountPropagation(cfg.GetMounts()); err != nil {
+		return err
+	}
+	userns, err := openPodUserNS(sb)
+	if err != nil {
+		return err
+	}
+	if userns != nil {
+		defer userns.file.Close()
+	}
 	img, err := s.images.Get(ctx, meta.ImageRef)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
@@ -78,7 +91,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox, meta *contai
 	if meta.LogPath, err = containerLogPath(sb.Meta.config.GetLogDirectory(), cfg.GetLogPath()); err != nil {
 		return err
 	}
-	rootfs, err := s.mountRootfs(ctx, meta.ID, img.ID, &undo)
+	rootfs, err := s.mountRootfs(ctx, meta.ID, img.ID, userns, &undo)
 	if err != nil {
 		return err
 	}
@@ -86,7 +99,8 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox, meta *contai
 	if err != nil {
 		return err
 	}
-	gen, err := spec.ContainerSpec(meta.ID, cfg, in, spec.WithConfig(s.cfg.Containers), spec.WithOOMScoreAdjFloor(s.oomFloor))
+	gen, err := spec.ContainerSpec(meta.ID, cfg, in, spec.WithConfig(s.cfg.Containers), spec.WithOOMScoreAdjFloor(s.oomFloor),
+		spec.WithCapabilityBound(ownCapabilities()))
 	if err != nil {
 		return err
 	}
@@ -170,12 +184,26 @@ func (s *Service) existingSandboxFile(id, name string) string {
 
 // mountRootfs prepares the container's rootfs from the image and mounts it
 // on the host, where spec generation resolves users in it and runc uses it.
-func (s *Service) mountRootfs(ctx context.Context, id, imageID string, undo *cleanups) (string, error) {
+// In a pod with its own user namespace the layers are idmapped into it
+// (idmapOverlay).
+func (s *Service) mountRootfs(ctx context.Context, id, imageID string, userns *podUserNS, undo *cleanups) (string, error) {
 	mounts, err := s.images.PrepareRootfs(ctx, id, imageID)
 	if err != nil {
 		return "", err
 	}
 	undo.add(func(ctx context.Context) error { return s.images.RemoveRootfs(ctx, id) })
+	if userns != nil {
+		var done func() error
+		mounts, done, err = idmapOverlay(mounts, userns.file, userns.uid, userns.gid, filepath.Join(s.rootDir, "idmap", id))
+		if err != nil {
+			return "", fmt.Errorf("idmap rootfs of container %s: %w", id, err)
+		}
+		defer func() {
+			if err := done(); err != nil {
+				klog.FromContext(ctx).Error(err, "Failed to detach the idmapped layers of a mounted rootfs")
+			}
+		}()
+	}
 	target := s.rootfsDir(id)
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return "", err

@@ -41,7 +41,7 @@ func (s *Service) Status(ctx context.Context, r *runtimeapi.StatusRequest) (*run
 	return &runtimeapi.StatusResponse{
 		Status:          &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeReady, networkReady}},
 		RuntimeHandlers: handlers,
-		Features:        &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: false},
+		Features:        &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}, nil
 }
 
@@ -55,9 +55,11 @@ func (s *Service) RuntimeConfig(ctx context.Context, r *runtimeapi.RuntimeConfig
 	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: driver}}, nil
 }
 
-// handlerFeatures lists what a handler really supports on this host.
+// handlerFeatures lists what a handler really supports on this host (see
+// features.go: probed once per handler, never assumed).
 func (s *Service) handlerFeatures(name string) *runtimeapi.RuntimeHandlerFeatures {
-	return &runtimeapi.RuntimeHandlerFeatures{}
+	f := s.features(name)
+	return &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: f.RecursiveReadOnly, UserNamespaces: f.UserNamespaces}
 }
 
 // networkReady is nil when pods can get a network.

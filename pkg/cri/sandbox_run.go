@@ -38,6 +38,9 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkSandboxFeatures(r.GetRuntimeHandler(), cfg); err != nil {
+		return nil, err
+	}
 	hostNet := hostNetwork(cfg)
 	if !hostNet {
 		if err := s.network.Ready(); err != nil {
@@ -294,7 +297,7 @@ func (s *Service) writeSandboxFiles(id string, cfg *runtimeapi.PodSandboxConfig,
 // namespaces and cgroup parent.
 func (s *Service) startPauseTask(ctx context.Context, undo *rollback, id string, cfg *runtimeapi.PodSandboxConfig, netnsPath string, rtOpts runtime.RuntimeOpts) (*runtime.Task, error) {
 	sp, err := spec.SandboxSpec(id, cfg, spec.SandboxInput{NetNSPath: netnsPath, Args: pauseArgs, Rootfs: s.pauseRootfs()},
-		spec.WithConfig(s.cfg.Containers), spec.WithOOMScoreAdjFloor(s.oomFloor))
+		spec.WithConfig(s.cfg.Containers), spec.WithOOMScoreAdjFloor(s.oomFloor), spec.WithCapabilityBound(ownCapabilities()))
 	if err != nil {
 		return nil, err
 	}

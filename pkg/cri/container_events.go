@@ -17,11 +17,7 @@ import (
 // observer is what the stats, metrics and events RPCs remember between
 // calls: CPU readings for usage_nano_cores, the cgroup path of each task,
 // the event broadcaster and the events already sent per object, and the
-// pod resources of UpdatePodSandboxResources.
-//
-// It lives in a side table keyed by the Service rather than in a field of
-// Service because service.go belongs to another change in flight; moving
-// it into a field is a one-line follow-up.
+// pod resources of UpdatePodSandboxResources. The Service owns one.
 type observer struct {
 	rates   *cpuRates
 	events  *eventBroadcaster
@@ -37,15 +33,11 @@ type observer struct {
 // behind before it is cut off.
 const eventBuffer = 1024
 
-var observers sync.Map // *Service → *observer
-
-func (s *Service) observer() *observer {
-	if o, ok := observers.Load(s); ok {
-		return o.(*observer)
-	}
-	o, _ := observers.LoadOrStore(s, &observer{rates: newCPURates(), events: newEventBroadcaster(eventBuffer), stages: newEventStages()})
-	return o.(*observer)
+func newObserver() *observer {
+	return &observer{rates: newCPURates(), events: newEventBroadcaster(eventBuffer), stages: newEventStages()}
 }
+
+func (s *Service) observer() *observer { return s.obs }
 
 // forget drops what is remembered of a deleted task.
 func (o *observer) forget(id string) {

@@ -92,6 +92,7 @@ type Service struct {
 	containerNames *index.Names
 
 	events <-chan runtime.Event
+	obs    *observer // stats samples, CRI event subscribers
 	stream *streamServer
 	cancel context.CancelFunc
 	ready  atomic.Bool
@@ -133,6 +134,7 @@ func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager
 		containers:     index.New("container", func(c *container) string { return c.Meta.ID }),
 		containerNames: index.NewNames("container"),
 		oomFloor:       ownOOMScoreAdj(),
+		obs:            newObserver(),
 	}
 	for _, o := range opts {
 		o(s)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestFlightSharesAndSurvivesOneCancel(t *testing.T) {
@@ -29,6 +30,9 @@ func TestFlightSharesAndSurvivesOneCancel(t *testing.T) {
 	<-started
 	res := make(chan int, 1)
 	go func() { v, _ := g.do(context.Background(), "k", fn); res <- v }()
+	// Cancel only once the patient caller has joined: otherwise the
+	// impatient one is the last waiter and rightly cancels the call.
+	waitWaiters(t, g, "k", 2)
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("impatient caller: %v", err)
@@ -53,4 +57,23 @@ func TestFlightSharesAndSurvivesOneCancel(t *testing.T) {
 		t.Errorf("abandoned call ctx: %v", err)
 	}
 	wg.Wait()
+}
+
+// waitWaiters waits until n callers wait on key's call.
+func waitWaiters[T any](t *testing.T, g *flight[T], key string, n int) {
+	t.Helper()
+	for i := 0; i < 5000; i++ {
+		g.mu.Lock()
+		c, ok := g.calls[key]
+		got := 0
+		if ok {
+			got = c.waiters
+		}
+		g.mu.Unlock()
+		if got >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("fewer than %d waiters on %s", n, key)
 }

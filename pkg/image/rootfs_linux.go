@@ -25,11 +25,35 @@ type Mount struct {
 	Options []string `json:"options"`
 }
 
-// Mount mounts m on target. The daemon leaves this to the shim; tests and
-// tools use it.
+// Mount mounts m on target. The options "ro", "bind" and "rbind" become
+// mount flags (a read-only bind takes a second, remounting call, as the
+// kernel ignores MS_RDONLY on the first); the rest go to the file system.
 func (m Mount) Mount(target string) error {
-	if err := unix.Mount(m.Source, target, m.Type, 0, strings.Join(m.Options, ",")); err != nil {
+	var flags uintptr
+	var data []string
+	for _, o := range m.Options {
+		switch o {
+		case "ro":
+			flags |= unix.MS_RDONLY
+		case "bind":
+			flags |= unix.MS_BIND
+		case "rbind":
+			flags |= unix.MS_BIND | unix.MS_REC
+		default:
+			data = append(data, o)
+		}
+	}
+	if m.Type == "bind" {
+		flags |= unix.MS_BIND
+	}
+	if err := unix.Mount(m.Source, target, m.Type, flags, strings.Join(data, ",")); err != nil {
 		return fmt.Errorf("mount %s on %s: %w", m.Type, target, err)
+	}
+	if flags&unix.MS_BIND != 0 && flags&unix.MS_RDONLY != 0 {
+		if err := unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+			_ = unix.Unmount(target, unix.MNT_DETACH)
+			return fmt.Errorf("make bind of %s on %s read-only: %w", m.Source, target, err)
+		}
 	}
 	return nil
 }
@@ -220,7 +244,3 @@ func (s *Service) RemoveRootfs(ctx context.Context, containerID string) error {
 	klog.FromContext(ctx).V(2).Info("Removed container rootfs", "containerID", containerID)
 	return nil
 }
-
-// TODO(issue 9): ImageMount(ctx, imageID) (string, error): a read-only
-// view of an image for image volumes (an overlay of its layers without
-// upper, or a bind of its single layer), held like a rootfs.

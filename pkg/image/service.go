@@ -53,7 +53,9 @@ type Service struct {
 	images map[string]*Image       // by ID
 	layers map[string]layerRecord  // by diffID
 	rootfs map[string]rootfsRecord // by container ID
-	leases map[string]int          // diffIDs a running pull depends on
+	// imageMounts are read-only views of images (image volumes), by mount ID.
+	imageMounts map[string]imageMountRecord
+	leases      map[string]int // diffIDs a running pull depends on
 }
 
 // layerRecord is the store.KindLayers record of one unpacked layer, keyed
@@ -98,6 +100,8 @@ func New(root string, st *store.Store, cfg Config, opts ...Option) (*Service, er
 		layers:   map[string]layerRecord{},
 		rootfs:   map[string]rootfsRecord{},
 		leases:   map[string]int{},
+
+		imageMounts: map[string]imageMountRecord{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -141,7 +145,7 @@ func (s *Service) recover(ctx context.Context) error {
 			return fmt.Errorf("clean %s: %w", d, err)
 		}
 	}
-	for _, d := range []string{s.root, s.layersDir(), s.linksDir(), s.containersDir(), s.tmpDir(), s.trashDir()} {
+	for _, d := range []string{s.root, s.layersDir(), s.linksDir(), s.containersDir(), s.imageMountsDir(), s.tmpDir(), s.trashDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
@@ -225,6 +229,9 @@ func (s *Service) recover(ctx context.Context) error {
 	}
 
 	if err := s.loadRootfs(ctx); err != nil {
+		return err
+	}
+	if err := s.loadImageMounts(ctx); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -386,7 +393,7 @@ func (s *Service) deleteImageLocked(ctx context.Context, id string) error {
 }
 
 // collectLocked deletes the records of layers that no image, no container
-// rootfs and no running pull uses, and moves their directories to the
+// rootfs, no image mount and no running pull uses, and moves their directories to the
 // trash; the caller empties the trash after releasing s.mu.
 func (s *Service) collectLocked(ctx context.Context) ([]string, error) {
 	used := map[string]bool{}
@@ -396,6 +403,11 @@ func (s *Service) collectLocked(ctx context.Context) ([]string, error) {
 		}
 	}
 	for _, rec := range s.rootfs {
+		for _, d := range rec.DiffIDs {
+			used[d] = true
+		}
+	}
+	for _, rec := range s.imageMounts {
 		for _, d := range rec.DiffIDs {
 			used[d] = true
 		}

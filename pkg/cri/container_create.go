@@ -100,7 +100,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox, meta *contai
 		return err
 	}
 	gen, err := spec.ContainerSpec(meta.ID, cfg, in, spec.WithConfig(s.cfg.Containers), spec.WithOOMScoreAdjFloor(s.oomFloor),
-		spec.WithCapabilityBound(ownCapabilities()))
+		spec.WithCapabilityBound(s.ownCaps))
 	if err != nil {
 		return err
 	}

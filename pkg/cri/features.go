@@ -33,8 +33,8 @@ import (
 )
 
 // ownCapabilities is what the daemon can pass on to containers: its
-// bounding ∩ effective set, read once. nil (no bound) if unreadable.
-var ownCapabilities = sync.OnceValue(func() []string {
+// bounding ∩ effective set. nil (no bound) if unreadable.
+func ownCapabilities() []string {
 	data, err := os.ReadFile("/proc/self/status")
 	if err == nil {
 		var caps []string
@@ -47,7 +47,7 @@ var ownCapabilities = sync.OnceValue(func() []string {
 	}
 	klog.Background().Error(err, "Could not read the daemon's own capabilities; containers are not bounded by them")
 	return nil
-})
+}
 
 // handlerFeatures is what one runtime handler supports on this host.
 type handlerFeatures struct {
@@ -134,9 +134,6 @@ func parseFeatures(out []byte, release string, idmapWorks error) handlerFeatures
 	return h
 }
 
-// featureProbes caches the probe per (runtime binary, root dir).
-var featureProbes sync.Map // string → func() handlerFeatures
-
 // features returns what handler supports, probing its binary the first
 // time. An unknown handler supports nothing.
 func (s *Service) features(handler string) handlerFeatures {
@@ -148,7 +145,7 @@ func (s *Service) features(handler string) handlerFeatures {
 		return handlerFeatures{}
 	}
 	key := h.BinaryPath + "\x00" + s.rootDir
-	probe, _ := featureProbes.LoadOrStore(key, sync.OnceValue(func() handlerFeatures {
+	probe, _ := s.featureProbes.LoadOrStore(key, sync.OnceValue(func() handlerFeatures {
 		f := probeFeatures(h.BinaryPath, s.rootDir)
 		klog.Background().Info("Probed runtime handler features", "runtimeHandler", handler,
 			"recursiveReadOnlyMounts", f.RecursiveReadOnly, "userNamespaces", f.UserNamespaces, "missing", f.Why)

@@ -297,7 +297,7 @@ func (s *Service) writeSandboxFiles(id string, cfg *runtimeapi.PodSandboxConfig,
 // namespaces and cgroup parent.
 func (s *Service) startPauseTask(ctx context.Context, undo *rollback, id string, cfg *runtimeapi.PodSandboxConfig, netnsPath string, rtOpts runtime.RuntimeOpts) (*runtime.Task, error) {
 	sp, err := spec.SandboxSpec(id, cfg, spec.SandboxInput{NetNSPath: netnsPath, Args: pauseArgs, Rootfs: s.pauseRootfs()},
-		spec.WithConfig(s.cfg.Containers), spec.WithOOMScoreAdjFloor(s.oomFloor), spec.WithCapabilityBound(ownCapabilities()))
+		spec.WithConfig(s.cfg.Containers), spec.WithOOMScoreAdjFloor(s.oomFloor), spec.WithCapabilityBound(s.ownCaps))
 	if err != nil {
 		return nil, err
 	}

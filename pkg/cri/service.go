@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
@@ -80,6 +81,10 @@ type Service struct {
 	// pauseBinary is the pause program copied into the sandbox rootfs.
 	pauseBinary string
 	oomFloor    int
+	// ownCaps bounds every container's capabilities: what the daemon holds.
+	ownCaps []string
+	// featureProbes caches each handler's probe: binary+root → func() handlerFeatures.
+	featureProbes sync.Map
 
 	tasks   taskRuntime
 	images  imageService
@@ -134,6 +139,7 @@ func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager
 		containers:     index.New("container", func(c *container) string { return c.Meta.ID }),
 		containerNames: index.NewNames("container"),
 		oomFloor:       ownOOMScoreAdj(),
+		ownCaps:        ownCapabilities(),
 		obs:            newObserver(),
 	}
 	for _, o := range opts {
@@ -173,6 +179,11 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	if err := s.startStreaming(); err != nil {
 		return err
+	}
+	// Probe every handler now, so Status reports what really works from
+	// the first call on.
+	for name := range s.cfg.Runtimes {
+		s.features(name)
 	}
 	s.ready.Store(true)
 	return nil

@@ -125,6 +125,12 @@ func setup(daemon **exec.Cmd, startedRegistry *bool, shmBefore *map[int]bool) er
 		return err
 	}
 	env.tmp = tmp
+	// Others may traverse (not list) it, as the daemon's dirs require for
+	// user-namespaced pods: runc resolves their rootfs from inside the pod's
+	// user namespace.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return err
+	}
 	env.root = filepath.Join(tmp, "root")
 	env.state = filepath.Join(tmp, "state")
 	env.socket = filepath.Join(env.state, "cri-runtime.sock")

@@ -95,11 +95,15 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox, meta *contai
 	if err != nil {
 		return err
 	}
+	specCfg, err := s.mountImageVolumes(ctx, meta, &undo)
+	if err != nil {
+		return err
+	}
 	in, err := s.containerInput(sb, img, rootfs, cfg)
 	if err != nil {
 		return err
 	}
-	gen, err := spec.ContainerSpec(meta.ID, cfg, in, spec.WithConfig(s.cfg.Containers), spec.WithOOMScoreAdjFloor(s.oomFloor),
+	gen, err := spec.ContainerSpec(meta.ID, specCfg, in, spec.WithConfig(s.cfg.Containers), spec.WithOOMScoreAdjFloor(s.oomFloor),
 		spec.WithCapabilityBound(s.ownCaps))
 	if err != nil {
 		return err

@@ -53,6 +53,9 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	if err := s.images.RemoveRootfs(ctx, c.Meta.ID); err != nil && !errdefs.IsNotFound(err) {
 		return err
 	}
+	if err := s.releaseImageVolumes(ctx, c.Meta); err != nil {
+		return err
+	}
 	if err := s.deleteContainerRecord(ctx, c.Meta.ID); err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ func toCRIContainerStatus(m containerMeta, st containerStatus) *runtimeapi.Conta
 		Message:     st.Message,
 		Labels:      cfg.GetLabels(),
 		Annotations: cfg.GetAnnotations(),
-		Mounts:      cfg.GetMounts(),
+		Mounts:      statusMounts(m),
 		LogPath:     m.LogPath,
 		User: &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{
 			Uid: m.UID, Gid: m.GID, SupplementalGroups: m.Groups,

@@ -123,6 +123,16 @@ func (f *fakeImages) RemoveRootfs(ctx context.Context, containerID string) error
 	return errdefs.ErrNotImplemented
 }
 
+func (f *fakeImages) ImageMount(ctx context.Context, mountID, imageRef string) ([]image.Mount, error) {
+	return nil, errdefs.ErrNotImplemented
+}
+
+func (f *fakeImages) ImageMounts(ctx context.Context) ([]string, error) { return nil, nil }
+
+func (f *fakeImages) RemoveImageMount(ctx context.Context, mountID string) error {
+	return errdefs.ErrNotImplemented
+}
+
 // serveImages serves a Service over images through the real interceptors
 // on an in-memory gRPC connection.
 func serveImages(t *testing.T, images imageService) runtimeapi.ImageServiceClient {

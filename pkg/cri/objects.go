@@ -66,6 +66,8 @@ type containerMeta struct {
 	GID          int64     `json:"gid"`
 	Groups       []int64   `json:"groups,omitempty"`
 	CreatedAt    time.Time `json:"createdAt"`
+	// ImageVolumes are the config's mounts of images (image volumes).
+	ImageVolumes []imageVolume `json:"imageVolumes,omitempty"`
 
 	config *runtimeapi.ContainerConfig // decoded RawConfig
 }

@@ -64,6 +64,7 @@ func (s *Service) restore(ctx context.Context) error {
 	s.reconcile(ctx)
 	s.removeOrphanTasks(ctx)
 	s.removeOrphanSandboxes(ctx)
+	s.removeOrphanImageMounts(ctx)
 	evCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	prev := s.cancel
 	s.cancel = func() { cancel(); prev() }

@@ -56,6 +56,9 @@ type imageService interface {
 	FsInfo(ctx context.Context) (usedBytes, inodesUsed uint64, mountpoint string, err error)
 	PrepareRootfs(ctx context.Context, containerID, imageID string) ([]image.Mount, error)
 	RemoveRootfs(ctx context.Context, containerID string) error
+	ImageMount(ctx context.Context, mountID, imageRef string) ([]image.Mount, error)
+	ImageMounts(ctx context.Context) ([]string, error)
+	RemoveImageMount(ctx context.Context, mountID string) error
 }
 
 // networkManager is what the facade needs of the pod network.

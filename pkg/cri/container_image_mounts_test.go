@@ -1,0 +1,140 @@
+package cri
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+// viewTree builds a small image view: a/b/, etc/, a file, and symlinks
+// that stay inside, climb out, or loop.
+func viewTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range []string{"a/b", "etc", "usr/lib"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "file"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	links := map[string]string{
+		"lib":      "usr/lib",     // relative, inside
+		"a/up":     "../etc",      // relative, inside
+		"abs":      "/etc",        // absolute: from the view's root
+		"esc":      "../../..",    // climbs out
+		"a/esc":    "../../etc",   // climbs out from a subdir
+		"loop":     "loop",        // a cycle
+		"dangling": "nonexistent", // target missing
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func TestResolveSubPath(t *testing.T) {
+	root := viewTree(t)
+	for _, tc := range []struct {
+		name, sub string
+		want      string // relative to root; "" with wantErr unset means root
+		wantErr   bool
+	}{
+		{name: "empty is the root", sub: ""},
+		{name: "dot is the root", sub: "."},
+		{name: "nested dir", sub: "a/b", want: "a/b"},
+		{name: "cleaned", sub: "a//b/./", want: "a/b"},
+		{name: "dot-dot that stays inside", sub: "a/../etc", want: "etc"},
+		{name: "absolute", sub: "/etc", wantErr: true},
+		{name: "dot-dot", sub: "../..", wantErr: true},
+		{name: "dot-dot after a dir", sub: "a/../../x", wantErr: true},
+		{name: "symlink inside", sub: "lib", want: "usr/lib"},
+		{name: "relative symlink inside", sub: "a/up", want: "etc"},
+		{name: "absolute symlink from the view's root", sub: "abs", want: "etc"},
+		{name: "symlink escaping", sub: "esc", wantErr: true},
+		{name: "symlink escaping from a subdir", sub: "a/esc", wantErr: true},
+		{name: "symlink loop", sub: "loop", wantErr: true},
+		{name: "missing", sub: "not-existing", wantErr: true},
+		{name: "dangling symlink", sub: "dangling", wantErr: true},
+		{name: "through a file", sub: "file/x", wantErr: true},
+		{name: "a file", sub: "file", wantErr: true},
+		{name: "NUL", sub: "a\x00b", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := resolveSubPath(root, tc.sub)
+			if tc.wantErr {
+				if !errdefs.IsInvalidArgument(err) {
+					t.Fatalf("resolveSubPath(%q) = %q, %v; want InvalidArgument", tc.sub, got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("resolveSubPath(%q): %v", tc.sub, err)
+			}
+			if want := filepath.Join(root, tc.want); got != want {
+				t.Errorf("resolveSubPath(%q) = %q, want %q", tc.sub, got, want)
+			}
+		})
+	}
+}
+
+func TestValidateImageVolume(t *testing.T) {
+	img := &runtimeapi.ImageSpec{Image: "sha256:abc"}
+	for _, tc := range []struct {
+		name    string
+		m       *runtimeapi.Mount
+		wantErr bool
+	}{
+		{name: "plain bind", m: &runtimeapi.Mount{ContainerPath: "/x", HostPath: "/y"}},
+		{name: "image", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, Readonly: true}},
+		{name: "image, readonly unset: still mounted read-only", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img}},
+		{name: "image with sub path", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, ImageSubPath: "a/b"}},
+		{name: "image and host path", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, HostPath: "/y"}, wantErr: true},
+		{name: "absolute sub path", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, ImageSubPath: "/abs"}, wantErr: true},
+		{name: "escaping sub path", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, ImageSubPath: "../.."}, wantErr: true},
+		{name: "sub path without image", m: &runtimeapi.Mount{ContainerPath: "/x", HostPath: "/y", ImageSubPath: "a"}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := validateImageVolume(0, tc.m)
+			if tc.wantErr != (err != nil) || (err != nil && !errdefs.IsInvalidArgument(err)) {
+				t.Errorf("validateImageVolume = %v, want error %v (InvalidArgument)", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestStatusMountsCarryImageRef(t *testing.T) {
+	cfg := &runtimeapi.ContainerConfig{Mounts: []*runtimeapi.Mount{
+		{ContainerPath: "/host", HostPath: "/srv"},
+		{ContainerPath: "/img", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox", UserSpecifiedImage: "busybox"}, ImageSubPath: "etc"},
+	}}
+	orig := proto.Clone(cfg).(*runtimeapi.ContainerConfig)
+	m := containerMeta{config: cfg, ImageVolumes: []imageVolume{{Index: 1, ImageID: "sha256:abc"}, {Index: 7, ImageID: "sha256:bad"}}}
+	got := statusMounts(m)
+	if len(got) != 2 {
+		t.Fatalf("mounts = %v", got)
+	}
+	if got[0] != cfg.Mounts[0] {
+		t.Errorf("a plain mount was copied or changed: %v", got[0])
+	}
+	if ref := got[1].GetImage().GetImageRef(); ref != "sha256:abc" {
+		t.Errorf("image_ref = %q, want sha256:abc", ref)
+	}
+	if got[1].GetImage().GetImage() != "busybox" || got[1].GetImageSubPath() != "etc" || got[1].GetContainerPath() != "/img" {
+		t.Errorf("image mount lost its fields: %v", got[1])
+	}
+	if !proto.Equal(cfg, orig) {
+		t.Errorf("statusMounts changed the recorded config")
+	}
+	if got := statusMounts(containerMeta{config: cfg}); got[1].GetImage().GetImageRef() != "" {
+		t.Errorf("no image volumes recorded, yet image_ref = %q", got[1].GetImage().GetImageRef())
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/network"
+	"github.com/cri-runtime/cri-runtime/pkg/nri"
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 )
 
@@ -27,6 +28,7 @@ type Config struct {
 	Image    image.Config         `toml:"image"`
 	Registry image.RegistryConfig `toml:"registry"`
 	Network  network.Config       `toml:"network"`
+	NRI      nri.Config           `toml:"nri"`
 }
 
 func defaultConfig() Config {
@@ -38,6 +40,7 @@ func defaultConfig() Config {
 		Image:    img,
 		Registry: img.Registry,
 		Network:  network.DefaultConfig(),
+		NRI:      nri.DefaultConfig(),
 	}
 }
 
@@ -59,6 +62,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Network.Validate(); err != nil {
 		return fmt.Errorf("[network]: %w", err)
+	}
+	if err := c.NRI.Validate(); err != nil {
+		return fmt.Errorf("[nri]: %w", err)
 	}
 	return nil
 }

@@ -119,7 +119,7 @@ func run(f flags, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	svc, err := cri.New(cfg.CRI, rt, images, netw, st, cri.WithStateDir(f.state), cri.WithRootDir(f.root), cri.WithNetNSDir(netCfg.NetNSDir))
+	svc, err := cri.New(cfg.CRI, rt, images, netw, st, cri.WithStateDir(f.state), cri.WithRootDir(f.root), cri.WithNetNSDir(netCfg.NetNSDir), cri.WithNRI(cfg.NRI))
 	if err != nil {
 		return err
 	}

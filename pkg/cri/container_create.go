@@ -52,6 +52,9 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateConta
 	if err := s.createContainer(ctx, sb, &meta); err != nil {
 		return nil, err
 	}
+	if c, err := s.containers.Get(id); err == nil {
+		s.nriNotify(ctx, c, "PostCreateContainer", s.nri.PostCreateContainer)
+	}
 	klog.FromContext(ctx).V(2).Info("Created container", "name", name)
 	s.publishContainerEventByID(ctx, id, evCreated)
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
@@ -124,6 +127,12 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox, meta *contai
 			return fmt.Errorf("create log dir: %w", err)
 		}
 	}
+	// NRI plugins adjust the spec before the task exists (nri.go).
+	unblockNRI, err := s.nriCreateContainer(ctx, &undo, sb, meta, gen.Spec)
+	if err != nil {
+		return err
+	}
+	defer unblockNRI()
 	task, err := s.tasks.Create(ctx, taskNamespace, meta.ID, runtime.CreateOpts{
 		Spec:    gen.Spec,
 		IO:      runtime.IO{Terminal: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(), LogPath: meta.LogPath},

@@ -61,6 +61,7 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	}
 	s.containers.Delete(c.Meta.ID)
 	s.containerNames.Release(c.Meta.Name, c.Meta.ID)
+	s.nriNotify(ctx, c, "RemoveContainer", s.nri.RemoveContainer)
 	logger.V(2).Info("Removed container")
 	s.publishContainerEvent(ctx, c, evDeleted)
 	return nil

@@ -28,6 +28,9 @@ func (s *Service) StartContainer(ctx context.Context, r *runtimeapi.StartContain
 	if err != nil {
 		return nil, fmt.Errorf("task of container %s: %w", c.Meta.ID, err)
 	}
+	if err := s.nriEvent(ctx, c, s.nri.StartContainer); err != nil {
+		return nil, withClass(err, errdefs.ErrFailedPrecondition)
+	}
 	// The start time is taken before the start: a container that exits at
 	// once may have its exit recorded before Start returns.
 	startedAt := time.Now().UnixNano()
@@ -46,6 +49,7 @@ func (s *Service) StartContainer(ctx context.Context, r *runtimeapi.StartContain
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Started container", "pid", task.Pid())
+	s.nriNotify(ctx, c, "PostStartContainer", s.nri.PostStartContainer)
 	s.publishContainerEvent(ctx, c, evStarted)
 	return &runtimeapi.StartContainerResponse{}, nil
 }

@@ -32,6 +32,7 @@ func (s *Service) StopContainer(ctx context.Context, r *runtimeapi.StopContainer
 	if err := s.stopContainer(ctx, c, r.GetTimeout()); err != nil {
 		return nil, err
 	}
+	s.nriStopContainer(ctx, c)
 	return &runtimeapi.StopContainerResponse{}, nil
 }
 

@@ -30,6 +30,9 @@ func (s *Service) UpdateContainerResources(ctx context.Context, r *runtimeapi.Up
 	if err := spec.ApplyOpts(tmp, spec.WithResources(res, s.cfg.Containers), spec.WithOOMScoreAdj(res.GetOomScoreAdj(), s.oomFloor)); err != nil {
 		return nil, err
 	}
+	if err := s.nriUpdateContainer(ctx, c, tmp.Linux.Resources); err != nil {
+		return nil, err
+	}
 	task, err := s.tasks.Get(taskNamespace, c.Meta.ID)
 	if err != nil {
 		return nil, err
@@ -49,6 +52,7 @@ func (s *Service) UpdateContainerResources(ctx context.Context, r *runtimeapi.Up
 	}); err != nil {
 		return nil, err
 	}
+	s.nriNotify(ctx, c, "PostUpdateContainer", s.nri.PostUpdateContainer)
 	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
 }
 

@@ -62,6 +62,7 @@ func (s *Service) handleEvent(ctx context.Context, ev runtime.Event) {
 			logger.Error(err, "Failed to record a container's exit", "containerID", ev.ID)
 		}
 		s.publishContainerEvent(ctx, c, evStopped)
+		s.nriStopContainer(ctx, c)
 		return
 	}
 	if sb, err := s.sandboxes.Get(ev.ID); err == nil && sb.Meta.ID == ev.ID {

@@ -76,6 +76,7 @@ func (s *Service) removeSandbox(ctx context.Context, sb *sandbox) error {
 	}
 	s.sandboxes.Delete(id)
 	s.sandboxNames.Release(sb.Meta.Name, id)
+	s.nriRemovePodSandbox(ctx, sb)
 	return nil
 }
 

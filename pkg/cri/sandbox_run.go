@@ -91,6 +91,12 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	if err != nil {
 		return nil, err
 	}
+	// NRI plugins see the sandbox before anyone else can (nri.go).
+	unblockNRI, err := s.nriRunPodSandbox(ctx, &undo, meta, t.Pid())
+	if err != nil {
+		return nil, err
+	}
+	defer unblockNRI()
 	sb, err := s.persistSandbox(ctx, &undo, meta, sandboxStatus{Pid: t.Pid()})
 	if err != nil {
 		return nil, err

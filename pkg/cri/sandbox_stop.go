@@ -72,7 +72,9 @@ func (s *Service) stopSandbox(ctx context.Context, sb *sandbox) error {
 		if err := s.stopContainer(ctx, c, 0); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("stop container %s of pod sandbox: %w", c.Meta.ID, err)
 		}
+		s.nriStopContainer(ctx, c)
 	}
+	s.nriStopPodSandbox(ctx, sb)
 	if t, err := s.tasks.Get(taskNamespace, id); err == nil {
 		if err := s.killAndDelete(ctx, t); err != nil {
 			return fmt.Errorf("stop pause task: %w", err)

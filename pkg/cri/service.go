@@ -22,6 +22,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/network"
+	"github.com/cri-runtime/cri-runtime/pkg/nri"
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
@@ -99,6 +100,10 @@ type Service struct {
 	containers     *index.Index[*container]
 	containerNames *index.Names
 
+	// nri relays the lifecycle to NRI plugins (nri.go); nil when off.
+	nriCfg nri.Config
+	nri    *nri.Adapter
+
 	events <-chan runtime.Event
 	obs    *observer // stats samples, CRI event subscribers
 	stream *streamServer
@@ -148,6 +153,9 @@ func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager
 	for _, o := range opts {
 		o(s)
 	}
+	if err := s.initNRI(); err != nil {
+		return nil, err
+	}
 	if s.netnsDir == "" {
 		s.netnsDir = filepath.Join(s.stateDir, "netns")
 	}
@@ -183,6 +191,9 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.startStreaming(); err != nil {
 		return err
 	}
+	if err := s.startNRI(ctx); err != nil {
+		return err
+	}
 	// Probe every handler now, so Status reports what really works from
 	// the first call on.
 	for name := range s.cfg.Runtimes {
@@ -195,6 +206,7 @@ func (s *Service) Start(ctx context.Context) error {
 // Close stops handling events and serving streams.
 func (s *Service) Close() {
 	s.cancel()
+	s.nri.Stop()
 	s.stream.stop()
 }
 

@@ -73,6 +73,10 @@ func TestCritest(t *testing.T) {
 		"-ginkgo.timeout", budget.String(),
 		"-ginkgo.flake-attempts", getenv("CRITEST_FLAKE_ATTEMPTS", "1"),
 	}
+	if env.nriSocket != "" {
+		// Without it critest skips its NRI specs.
+		args = append(args, "-nri-socket", env.nriSocket)
+	}
 	if f := os.Getenv("CRITEST_FOCUS"); f != "" {
 		args = append(args, "-ginkgo.focus", f)
 	}

@@ -47,6 +47,7 @@ var env struct {
 	artifacts string    // logs and reports kept after the run
 	setupErr  error     // why the harness could not start; every test fails with it
 	cfgPath   string    // the daemon's config file
+	nriSocket string    // where NRI plugins connect (critest -nri-socket, nri_test.go)
 	daemon    *exec.Cmd // the running daemon (restarted by the durability tests)
 	conn      *grpc.ClientConn
 	rt        runtimeapi.RuntimeServiceClient
@@ -243,6 +244,9 @@ var mirroredRegistries = []string{"registry.k8s.io", "gcr.io", "k8s.gcr.io", "do
 //     <tmp>/cni/net.d (the host's /etc/cni/net.d is neither needed nor
 //     touched), the CNI cache under the root and pinned netns under the
 //     state dir, where the leak checks look;
+//   - [nri] enabled, with its socket, plugin and plugin-config dirs in
+//     <tmp>/nri (no host plugin is started) and a request timeout above
+//     the 2s critest holds a plugin's Synchronize open;
 //   - a [registry.mirrors."<host>"] table per mirrored registry. The daemon
 //     refuses unknown keys, so a daemon that cannot read these mirrors fails
 //     at start-up rather than pulling from the internet.
@@ -258,6 +262,10 @@ func writeConfig() (string, error) {
 	b.WriteString("version = 1\n")
 	fmt.Fprintf(&b, "\n[network]\nconf_dir = %q\ncache_dir = %q\nnetns_dir = %q\n",
 		cniDir, filepath.Join(env.root, "cni"), filepath.Join(env.state, "netns"))
+	nriDir := filepath.Join(env.tmp, "nri")
+	env.nriSocket = filepath.Join(nriDir, "nri.sock")
+	fmt.Fprintf(&b, "\n[nri]\nenable = true\nsocket_path = %q\nplugin_path = %q\nplugin_config_path = %q\nplugin_request_timeout = \"10s\"\n",
+		env.nriSocket, filepath.Join(nriDir, "plugins"), filepath.Join(nriDir, "conf.d"))
 	for _, host := range mirroredRegistries {
 		fmt.Fprintf(&b, "\n[registry.mirrors.%q]\nendpoints = [\"http://%s\"]\nfallback = false\n", host, registryAddr)
 	}

@@ -57,6 +57,9 @@ func TestImageVolume(t *testing.T) {
 	if found != 2 {
 		t.Errorf("ContainerStatus shows %d image mounts, want 2", found)
 	}
+	if recs, _ := os.ReadDir(filepath.Join(env.root, "imagemounts")); len(recs) != 2 {
+		t.Errorf("%d image mount records while the container lives, want 2", len(recs))
+	}
 
 	// The image goes; the running container keeps its files, across a
 	// daemon crash, until it is removed.
@@ -73,7 +76,7 @@ func TestImageVolume(t *testing.T) {
 	if m := mountsUnder(filepath.Join(env.state, "imagemounts")); len(m) != 0 {
 		t.Errorf("image volume mounts left after RemoveContainer: %v", m)
 	}
-	if recs, _ := os.ReadDir(filepath.Join(env.root, "image", "imagemounts")); len(recs) != 0 {
+	if recs, _ := os.ReadDir(filepath.Join(env.root, "imagemounts")); len(recs) != 0 {
 		t.Errorf("%d image mount records left after RemoveContainer", len(recs))
 	}
 
@@ -107,5 +110,35 @@ func TestImageVolume(t *testing.T) {
 				t.Errorf("a refused create left mounts: %v", m)
 			}
 		})
+	}
+}
+
+// TestImageVolumeAfterReboot: a reboot empties the state dir (the views
+// are gone), and removing the pod still releases the image mount records.
+func TestImageVolumeAfterReboot(t *testing.T) {
+	requireEnv(t)
+	ctx := context.Background()
+	pullImage(t, e2eBusybox)
+	pullImage(t, volumeImage)
+	p := runPod(t, "image-volume-reboot")
+	cfg := sh("sleep 100000")
+	cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/mnt/vol", Readonly: true, Image: &runtimeapi.ImageSpec{Image: volumeImage}}}
+	c := p.container(t, "survivor", cfg, true)
+	records := func() int {
+		recs, _ := os.ReadDir(filepath.Join(env.root, "imagemounts"))
+		return len(recs)
+	}
+	if n := records(); n != 1 {
+		t.Fatalf("%d image mount records while the container lives, want 1", n)
+	}
+	rebootDaemon(t)
+	if _, err := env.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.id}); err != nil {
+		t.Fatal(err)
+	}
+	if n := records(); n != 0 {
+		t.Errorf("%d image mount records left after the pod went", n)
+	}
+	if l := leaks(p.id, c); len(l) > 0 {
+		t.Errorf("leaks: %v", l)
 	}
 }

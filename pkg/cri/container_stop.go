@@ -49,7 +49,11 @@ func (s *Service) stopContainer(ctx context.Context, c *container, timeout int64
 	}
 	select {
 	case <-task.Exited():
-		return nil
+		e, err := task.Wait(ctx)
+		if err != nil {
+			return err
+		}
+		return s.recordExit(ctx, c, e)
 	default:
 	}
 	if timeout > 0 && c.Status().State() == runtimeapi.ContainerState_CONTAINER_RUNNING {
@@ -59,30 +63,42 @@ func (s *Service) stopContainer(ctx context.Context, c *container, timeout int64
 			return err
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Duration(timeout)*time.Second)
-		_, err := task.Wait(wctx)
+		e, err := task.Wait(wctx)
 		cancel()
 		if err == nil {
-			return nil
+			return s.recordExit(ctx, c, e)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
-	return killContainerTask(ctx, task)
+	e, err := killContainerTask(ctx, task)
+	if err != nil {
+		return err
+	}
+	return s.recordExit(ctx, c, e)
+}
+
+// recordExit writes a container's exit into its status now, so the caller
+// of StopContainer sees it EXITED when the call returns; the exit event
+// that follows finds it recorded and changes nothing.
+func (s *Service) recordExit(ctx context.Context, c *container, e *runtime.Exit) error {
+	return c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) { return exited(st, e), nil })
 }
 
 // killContainerTask SIGKILLs every process of a task and waits a bounded
 // time for its exit.
-func killContainerTask(ctx context.Context, task *runtime.Task) error {
+func killContainerTask(ctx context.Context, task *runtime.Task) (*runtime.Exit, error) {
 	if err := task.Kill(ctx, syscall.SIGKILL, true); err != nil && !ignorableKillErr(err) {
-		return err
+		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killGrace)
 	defer cancel()
-	if _, err := task.Wait(wctx); err != nil {
-		return fmt.Errorf("container %s did not exit within %s of SIGKILL: %w", task.ID(), killGrace, err)
+	e, err := task.Wait(wctx)
+	if err != nil {
+		return nil, fmt.Errorf("container %s did not exit within %s of SIGKILL: %w", task.ID(), killGrace, err)
 	}
-	return nil
+	return e, nil
 }
 
 // ignorableKillErr: the process is already gone.

@@ -2,6 +2,8 @@ package cri
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -64,6 +66,7 @@ func (s *Service) restore(ctx context.Context) error {
 	s.reconcile(ctx)
 	s.removeOrphanTasks(ctx)
 	s.removeOrphanSandboxes(ctx)
+	s.removeOrphanRootfs(ctx)
 	s.removeOrphanImageMounts(ctx)
 	evCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	prev := s.cancel
@@ -143,6 +146,31 @@ func (s *Service) removeOrphanTasks(ctx context.Context) {
 		logger.Info("Removing a task that belongs to no sandbox or container", "taskID", id)
 		if err := s.killAndDelete(ctx, t); err != nil {
 			logger.Error(err, "Failed to remove an orphan task", "taskID", id)
+		}
+	}
+}
+
+// removeOrphanRootfs unmounts and releases container rootfs mounts that
+// belong to no container: the remains of a CreateContainer that a daemon
+// crash cut short before its record was written.
+func (s *Service) removeOrphanRootfs(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	entries, err := os.ReadDir(filepath.Dir(s.rootfsDir("x")))
+	if err != nil {
+		return // none yet
+	}
+	for _, e := range entries {
+		id := e.Name()
+		if c, err := s.containers.Get(id); err == nil && c.Meta.ID == id {
+			continue
+		}
+		logger.Info("Removing a rootfs that belongs to no container", "containerID", id)
+		if err := unmountAndRemove(s.rootfsDir(id)); err != nil {
+			logger.Error(err, "Failed to unmount an orphan rootfs", "containerID", id)
+			continue
+		}
+		if err := s.images.RemoveRootfs(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+			logger.Error(err, "Failed to release an orphan rootfs", "containerID", id)
 		}
 	}
 }

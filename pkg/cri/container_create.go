@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,10 +62,10 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateConta
 // createContainer does the work of CreateContainer, undoing every step on
 // failure.
 func (s *Service) createContainer(ctx context.Context, sb *sandbox, meta *containerMeta) (retErr error) {
-	var undo cleanups
+	var undo rollback
 	defer func() {
 		if retErr != nil {
-			undo.run(ctx)
+			undo.run(ctx, klog.FromContext(ctx))
 		}
 	}()
 	cfg := meta.config
@@ -141,12 +140,12 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox, meta *contai
 	if err != nil {
 		return err
 	}
-	undo.add(func(ctx context.Context) error { return s.killAndDelete(ctx, task) })
+	undo.add("kill and delete task", func(ctx context.Context) error { return s.killAndDelete(ctx, task) })
 	c := s.newContainer(*meta, containerStatus{})
 	if err := c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) { return st, nil }); err != nil {
 		return fmt.Errorf("persist container %s: %w", meta.ID, err)
 	}
-	undo.add(func(ctx context.Context) error { return s.deleteContainerRecord(ctx, meta.ID) })
+	undo.add("delete container record", func(ctx context.Context) error { return s.deleteContainerRecord(ctx, meta.ID) })
 	return s.containers.Add(c)
 }
 
@@ -199,12 +198,12 @@ func (s *Service) existingSandboxFile(id, name string) string {
 // on the host, where spec generation resolves users in it and runc uses it.
 // In a pod with its own user namespace the layers are idmapped into it
 // (idmapOverlay).
-func (s *Service) mountRootfs(ctx context.Context, id, imageID string, userns *podUserNS, undo *cleanups) (string, error) {
+func (s *Service) mountRootfs(ctx context.Context, id, imageID string, userns *podUserNS, undo *rollback) (string, error) {
 	mounts, err := s.images.PrepareRootfs(ctx, id, imageID)
 	if err != nil {
 		return "", err
 	}
-	undo.add(func(ctx context.Context) error { return s.images.RemoveRootfs(ctx, id) })
+	undo.add("release rootfs", func(ctx context.Context) error { return s.images.RemoveRootfs(ctx, id) })
 	if userns != nil {
 		var done func() error
 		mounts, done, err = idmapOverlay(mounts, userns.file, userns.uid, userns.gid, filepath.Join(s.rootDir, "idmap", id))
@@ -221,7 +220,7 @@ func (s *Service) mountRootfs(ctx context.Context, id, imageID string, userns *p
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return "", err
 	}
-	undo.add(func(context.Context) error { return unmountAndRemove(target) })
+	undo.add("unmount rootfs", func(context.Context) error { return unmountAndRemove(target) })
 	for _, m := range mounts {
 		if err := m.Mount(target); err != nil {
 			return "", fmt.Errorf("mount rootfs of container %s: %w", id, err)
@@ -289,22 +288,4 @@ func validateContainerConfig(cfg *runtimeapi.ContainerConfig) error {
 		return fmt.Errorf("config.image.image is empty: %w", errdefs.ErrInvalidArgument)
 	}
 	return validateName("config.metadata.name", cfg.GetMetadata().GetName())
-}
-
-// cleanups is a LIFO stack of undo steps. Each runs on a context that
-// survives the request's cancellation, with its own deadline.
-type cleanups []func(context.Context) error
-
-func (c *cleanups) add(f func(context.Context) error) { *c = append(*c, f) }
-
-func (c cleanups) run(ctx context.Context) {
-	logger := klog.FromContext(ctx)
-	base := context.WithoutCancel(ctx)
-	for i := len(c) - 1; i >= 0; i-- {
-		cctx, cancel := context.WithTimeout(base, 30*time.Second)
-		if err := c[i](cctx); err != nil && !errors.Is(err, os.ErrNotExist) && !errdefs.IsNotFound(err) {
-			logger.Error(err, "Failed to undo a step of a failed create")
-		}
-		cancel()
-	}
 }

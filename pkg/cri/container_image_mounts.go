@@ -55,7 +55,7 @@ func (s *Service) imageMountTarget(containerID string, index int) string {
 // them is a read-only, private bind of its view (or of the sub path in
 // it). meta.ImageVolumes records what was mounted; undo unmounts and
 // releases it. A config without image volumes is returned as it is.
-func (s *Service) mountImageVolumes(ctx context.Context, meta *containerMeta, undo *cleanups) (*runtimeapi.ContainerConfig, error) {
+func (s *Service) mountImageVolumes(ctx context.Context, meta *containerMeta, undo *rollback) (*runtimeapi.ContainerConfig, error) {
 	cfg := meta.config
 	if !hasImageVolumes(cfg) {
 		return cfg, nil
@@ -66,7 +66,7 @@ func (s *Service) mountImageVolumes(ctx context.Context, meta *containerMeta, un
 		}
 	}
 	out := proto.Clone(cfg).(*runtimeapi.ContainerConfig)
-	undo.add(func(context.Context) error { return os.Remove(s.imageMountsDir(meta.ID)) })
+	undo.add("remove image mounts dir", func(context.Context) error { return os.Remove(s.imageMountsDir(meta.ID)) })
 	for i, m := range out.GetMounts() {
 		ref := m.GetImage().GetImage()
 		if ref == "" {
@@ -84,12 +84,12 @@ func (s *Service) mountImageVolumes(ctx context.Context, meta *containerMeta, un
 		if err != nil {
 			return nil, err
 		}
-		undo.add(func(ctx context.Context) error { return s.images.RemoveImageMount(ctx, id) })
+		undo.add("release image mount", func(ctx context.Context) error { return s.images.RemoveImageMount(ctx, id) })
 		target := s.imageMountTarget(meta.ID, i)
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return nil, err
 		}
-		undo.add(func(context.Context) error { return unmountAndRemove(target) })
+		undo.add("unmount image volume", func(context.Context) error { return unmountAndRemove(target) })
 		for _, mnt := range mounts {
 			if err := mnt.Mount(target); err != nil {
 				return nil, fmt.Errorf("mount image volume config.mounts[%d]: %w", i, err)

@@ -75,14 +75,14 @@ func (s *Service) nriRunPodSandbox(ctx context.Context, undo *rollback, meta san
 // task is created. Plugin synchronization stays blocked until the returned
 // func is called (after the container is in the index, or the create
 // failed); a failure later in the create tells plugins to forget it.
-func (s *Service) nriCreateContainer(ctx context.Context, undo *cleanups, sb *sandbox, meta *containerMeta, sp *specs.Spec) (unblock func(), err error) {
+func (s *Service) nriCreateContainer(ctx context.Context, undo *rollback, sb *sandbox, meta *containerMeta, sp *specs.Spec) (unblock func(), err error) {
 	if !s.nri.Enabled() {
 		return func() {}, nil
 	}
 	unblock = s.nri.BlockSync()
 	pod := s.nriPodOf(sb)
 	ctr := nriContainer(*meta, containerStatus{}, sp)
-	undo.add(func(ctx context.Context) error { s.nri.UndoCreateContainer(ctx, pod, ctr); return nil })
+	undo.add("tell NRI plugins the container is gone", func(ctx context.Context) error { s.nri.UndoCreateContainer(ctx, pod, ctr); return nil })
 	if err := s.nri.CreateContainer(ctx, pod, ctr); err != nil {
 		unblock()
 		return func() {}, withClass(err, errdefs.ErrFailedPrecondition)

@@ -29,7 +29,7 @@ func (s *Service) StartContainer(ctx context.Context, r *runtimeapi.StartContain
 		return nil, fmt.Errorf("task of container %s: %w", c.Meta.ID, err)
 	}
 	if err := s.nriEvent(ctx, c, s.nri.StartContainer); err != nil {
-		return nil, withClass(err, errdefs.ErrFailedPrecondition)
+		return nil, errdefs.WithClass(err, errdefs.ErrFailedPrecondition)
 	}
 	// The start time is taken before the start: a container that exits at
 	// once may have its exit recorded before Start returns.

@@ -66,7 +66,7 @@ func (s *Service) nriRunPodSandbox(ctx context.Context, undo *rollback, meta san
 	})
 	if err := s.nri.RunPodSandbox(ctx, pod); err != nil {
 		unblock()
-		return func() {}, withClass(err, errdefs.ErrFailedPrecondition)
+		return func() {}, errdefs.WithClass(err, errdefs.ErrFailedPrecondition)
 	}
 	return unblock, nil
 }
@@ -85,7 +85,7 @@ func (s *Service) nriCreateContainer(ctx context.Context, undo *rollback, sb *sa
 	undo.add("tell NRI plugins the container is gone", func(ctx context.Context) error { s.nri.UndoCreateContainer(ctx, pod, ctr); return nil })
 	if err := s.nri.CreateContainer(ctx, pod, ctr); err != nil {
 		unblock()
-		return func() {}, withClass(err, errdefs.ErrFailedPrecondition)
+		return func() {}, errdefs.WithClass(err, errdefs.ErrFailedPrecondition)
 	}
 	return unblock, nil
 }
@@ -140,7 +140,7 @@ func (s *Service) nriUpdateContainer(ctx context.Context, c *container, res *spe
 	}
 	err := s.nri.UpdateContainer(ctx, s.nriPodByID(c.Meta.SandboxID), nriContainer(c.Meta, c.Status(), s.containerSpec(c.Meta.ID)), res)
 	if err != nil {
-		return withClass(err, errdefs.ErrFailedPrecondition)
+		return errdefs.WithClass(err, errdefs.ErrFailedPrecondition)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -44,7 +43,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	hostNet := hostNetwork(cfg)
 	if !hostNet {
 		if err := s.network.Ready(); err != nil {
-			return nil, fmt.Errorf("pod network is not ready: %w", withClass(err, errdefs.ErrFailedPrecondition))
+			return nil, fmt.Errorf("pod network is not ready: %w", errdefs.WithClass(err, errdefs.ErrFailedPrecondition))
 		}
 	}
 	digest, raw, err := configDigest(cfg)
@@ -152,17 +151,6 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig) error {
 	return nil
 }
 
-// withClass adds class to err unless err already has a class the
-// interceptor maps.
-func withClass(err error, class error) error {
-	for _, c := range []error{errdefs.ErrFailedPrecondition, errdefs.ErrUnavailable, errdefs.ErrInvalidArgument, errdefs.ErrNotFound} {
-		if errors.Is(err, c) {
-			return err
-		}
-	}
-	return fmt.Errorf("%w: %w", err, class)
-}
-
 func nsOptions(cfg *runtimeapi.PodSandboxConfig) *runtimeapi.NamespaceOption {
 	return cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 }
@@ -234,7 +222,9 @@ func (s *Service) setupPodNetwork(ctx context.Context, undo *rollback, id string
 	undo.add("tear down pod network", func(ctx context.Context) error { return s.network.Teardown(ctx, req) })
 	res, err := s.network.Setup(ctx, req)
 	if err != nil {
-		return "", nil, fmt.Errorf("set up pod network: %w", err)
+		// A plugin failure that says nothing more is the network's being
+		// unavailable to this pod, not a bug of ours.
+		return "", nil, fmt.Errorf("set up pod network: %w", errdefs.WithClass(err, errdefs.ErrUnavailable))
 	}
 	ips := make([]string, 0, len(res.IPs))
 	for _, ip := range res.IPs {

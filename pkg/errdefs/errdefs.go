@@ -10,6 +10,7 @@ package errdefs
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // The error classes. Wrap them; never compare error strings.
@@ -51,6 +52,15 @@ func IsInternal(err error) bool { return errors.Is(err, ErrInternal) }
 // IsContext reports whether err is a context cancellation or deadline.
 func IsContext(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// WithClass gives err the class class unless it already has one: for
+// errors from code that does not classify its own (plugins, libraries).
+func WithClass(err, class error) error {
+	if err == nil || ClassName(err) != "" {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, class)
 }
 
 // classes lists every class in a stable order; Class and FromName use it.

@@ -7,6 +7,20 @@ import (
 	"testing"
 )
 
+func TestWithClass(t *testing.T) {
+	plain := errors.New("plugin said no")
+	if got := WithClass(plain, ErrUnavailable); !IsUnavailable(got) || got.Error() != "plugin said no: unavailable" {
+		t.Fatalf("WithClass on an unclassified error: %v", got)
+	}
+	classed := fmt.Errorf("x: %w", ErrNotFound)
+	if got := WithClass(classed, ErrUnavailable); got != classed {
+		t.Fatalf("WithClass replaced an existing class: %v", got)
+	}
+	if WithClass(nil, ErrInternal) != nil {
+		t.Fatal("WithClass(nil) is not nil")
+	}
+}
+
 func TestWireRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -2,80 +2,131 @@ package cri
 
 import (
 	"context"
+	"slices"
+	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Label keys of the metrics, sorted as the CRI asks. They are cAdvisor's
-// names, so dashboards built on the kubelet's cAdvisor metrics keep
-// working: container (the CRI container name, "" for pod-level series),
-// id, image, name (the runtime's name), namespace and pod.
-var (
-	metricLabelKeys        = []string{"container", "id", "image", "name", "namespace", "pod"}
-	metricNetworkLabelKeys = []string{"container", "id", "image", "interface", "name", "namespace", "pod"}
-)
+// The metrics are cAdvisor's, by name, label set and meaning, so that the
+// kubelet's CRI metrics (PodAndContainerStatsFromCRI) serve what its
+// cAdvisor collector served. Every series carries the base labels:
+// container (the CRI container name, "" for pod-level series), id, image,
+// name (the runtime's name), namespace and pod; some add their own
+// (metricDef.extra). Label keys are sorted, as the CRI asks. Values are
+// unsigned integers (the CRI's Metric carries a UInt64Value), so the
+// *_seconds metrics are whole seconds; ListContainerStats has nanoseconds.
+var metricBaseLabels = []string{"container", "id", "image", "name", "namespace", "pod"}
 
-// metricDef is one metric: its descriptor and how it is read from stats.
+// metricDef is one metric: its name, help, type and the labels it adds to
+// the base ones (values given in this order).
 type metricDef struct {
-	desc *runtimeapi.MetricDescriptor
-	typ  runtimeapi.MetricType
+	name  string
+	help  string
+	typ   runtimeapi.MetricType
+	extra []string
 }
 
-// The metrics, by name. Values are unsigned integers (the CRI's Metric
-// carries a UInt64Value), so container_cpu_usage_seconds_total is whole
-// seconds; exact figures are in ListContainerStats.
 const (
-	metricCPUSeconds     = "container_cpu_usage_seconds_total"
-	metricMemUsage       = "container_memory_usage_bytes"
-	metricMemWorkingSet  = "container_memory_working_set_bytes"
-	metricMemRSS         = "container_memory_rss"
-	metricMemFailures    = "container_memory_failures_total"
-	metricProcesses      = "container_processes"
-	metricFsUsage        = "container_fs_usage_bytes"
-	metricFsInodes       = "container_fs_inodes_total"
-	metricNetRxBytes     = "container_network_receive_bytes_total"
-	metricNetTxBytes     = "container_network_transmit_bytes_total"
-	metricNetRxErrors    = "container_network_receive_errors_total"
-	metricNetTxErrors    = "container_network_transmit_errors_total"
-	metricMemMajorFaults = "container_memory_major_page_faults_total"
+	counter = runtimeapi.MetricType_COUNTER
+	gauge   = runtimeapi.MetricType_GAUGE
 )
 
+// metricDefs is the full set, in cAdvisor's words. docs/stats.md says
+// where each value comes from.
 var metricDefs = []metricDef{
-	{&runtimeapi.MetricDescriptor{Name: metricCPUSeconds, Help: "Cumulative cpu time consumed in seconds.", LabelKeys: metricLabelKeys}, runtimeapi.MetricType_COUNTER},
-	{&runtimeapi.MetricDescriptor{Name: metricMemUsage, Help: "Current memory usage in bytes, including all memory regardless of when it was accessed.", LabelKeys: metricLabelKeys}, runtimeapi.MetricType_GAUGE},
-	{&runtimeapi.MetricDescriptor{Name: metricMemWorkingSet, Help: "Current working set in bytes.", LabelKeys: metricLabelKeys}, runtimeapi.MetricType_GAUGE},
-	{&runtimeapi.MetricDescriptor{Name: metricMemRSS, Help: "Size of RSS in bytes.", LabelKeys: metricLabelKeys}, runtimeapi.MetricType_GAUGE},
-	{&runtimeapi.MetricDescriptor{Name: metricMemFailures, Help: "Cumulative count of minor page faults.", LabelKeys: metricLabelKeys}, runtimeapi.MetricType_COUNTER},
-	{&runtimeapi.MetricDescriptor{Name: metricMemMajorFaults, Help: "Cumulative count of major page faults.", LabelKeys: metricLabelKeys}, runtimeapi.MetricType_COUNTER},
-	{&runtimeapi.MetricDescriptor{Name: metricProcesses, Help: "Number of processes running inside the container.", LabelKeys: metricLabelKeys}, runtimeapi.MetricType_GAUGE},
-	{&runtimeapi.MetricDescriptor{Name: metricFsUsage, Help: "Number of bytes consumed by the container's writable layer.", LabelKeys: metricLabelKeys}, runtimeapi.MetricType_GAUGE},
-	{&runtimeapi.MetricDescriptor{Name: metricFsInodes, Help: "Number of inodes used by the container's writable layer.", LabelKeys: metricLabelKeys}, runtimeapi.MetricType_GAUGE},
-	{&runtimeapi.MetricDescriptor{Name: metricNetRxBytes, Help: "Cumulative count of bytes received.", LabelKeys: metricNetworkLabelKeys}, runtimeapi.MetricType_COUNTER},
-	{&runtimeapi.MetricDescriptor{Name: metricNetTxBytes, Help: "Cumulative count of bytes transmitted.", LabelKeys: metricNetworkLabelKeys}, runtimeapi.MetricType_COUNTER},
-	{&runtimeapi.MetricDescriptor{Name: metricNetRxErrors, Help: "Cumulative count of errors encountered while receiving.", LabelKeys: metricNetworkLabelKeys}, runtimeapi.MetricType_COUNTER},
-	{&runtimeapi.MetricDescriptor{Name: metricNetTxErrors, Help: "Cumulative count of errors encountered while transmitting.", LabelKeys: metricNetworkLabelKeys}, runtimeapi.MetricType_COUNTER},
+	// CPU: cpuacct / cpu.stat.
+	{"container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", counter, []string{"cpu"}},
+	{"container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", counter, nil},
+	{"container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", counter, nil},
+	{"container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", counter, nil},
+	{"container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", counter, nil},
+	{"container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", counter, nil},
+	// Memory: memory.* (v1), memory.stat/events/peak (v2).
+	{"container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed.", gauge, nil},
+	{"container_memory_max_usage_bytes", "Maximum memory usage recorded in bytes.", gauge, nil},
+	{"container_memory_working_set_bytes", "Current working set in bytes.", gauge, nil},
+	{"container_memory_rss", "Size of RSS in bytes.", gauge, nil},
+	{"container_memory_cache", "Number of bytes of page cache memory.", gauge, nil},
+	{"container_memory_mapped_file", "Size of memory mapped files in bytes.", gauge, nil},
+	{"container_memory_swap", "Container swap usage in bytes.", gauge, nil},
+	{"container_memory_kernel_usage", "Size of kernel memory allocated in bytes.", gauge, nil},
+	{"container_memory_failcnt", "Number of memory usage hits limits.", counter, nil},
+	{"container_memory_failures_total", "Cumulative count of memory allocation failures.", counter, []string{"failure_type", "scope"}},
+	{"container_oom_events_total", "Count of out of memory events observed for the container.", counter, nil},
+	// Pressure: *.pressure (the unified hierarchy, also on hybrid hosts).
+	{"container_pressure_cpu_waiting_seconds_total", "Total time duration tasks in the container have waited due to CPU congestion.", counter, nil},
+	{"container_pressure_cpu_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to CPU congestion.", counter, nil},
+	{"container_pressure_memory_waiting_seconds_total", "Total time duration tasks in the container have waited due to memory congestion.", counter, nil},
+	{"container_pressure_memory_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to memory congestion.", counter, nil},
+	{"container_pressure_io_waiting_seconds_total", "Total time duration tasks in the container have waited due to IO congestion.", counter, nil},
+	{"container_pressure_io_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to IO congestion.", counter, nil},
+	// Limits in force: the cgroup's files.
+	{"container_spec_cpu_shares", "CPU share of the container.", gauge, nil},
+	{"container_spec_cpu_period", "CPU period of the container.", gauge, nil},
+	{"container_spec_cpu_quota", "CPU quota of the container.", gauge, nil},
+	{"container_spec_memory_limit_bytes", "Memory limit for the container.", gauge, nil},
+	{"container_spec_memory_reservation_limit_bytes", "Memory reservation limit for the container.", gauge, nil},
+	{"container_spec_memory_swap_limit_bytes", "Memory swap limit for the container.", gauge, nil},
+	// Lifecycle.
+	{"container_start_time_seconds", "Start time of the container since unix epoch in seconds.", gauge, nil},
+	{"container_last_seen", "Last time a container was seen by the exporter.", gauge, nil},
+	// Processes: cgroup.procs, pids.*, /proc/<pid>/{fd,limits}.
+	{"container_processes", "Number of processes running inside the container.", gauge, nil},
+	{"container_threads", "Number of threads running inside the container.", gauge, nil},
+	{"container_threads_max", "Maximum number of threads allowed inside the container, infinity if value is zero.", gauge, nil},
+	{"container_file_descriptors", "Number of open file descriptors for the container.", gauge, nil},
+	{"container_sockets", "Number of open sockets for the container.", gauge, nil},
+	{"container_ulimits_soft", "Soft ulimit values for the container root process. Unlimited if -1, except priority and nice.", gauge, []string{"ulimit"}},
+	// Filesystem: the writable layer and the filesystem under it.
+	{"container_fs_usage_bytes", "Number of bytes that are consumed by the container on this filesystem.", gauge, []string{"device"}},
+	{"container_fs_limit_bytes", "Number of bytes that can be consumed by the container on this filesystem.", gauge, []string{"device"}},
+	{"container_fs_inodes_total", "Number of Inodes.", gauge, []string{"device"}},
+	{"container_fs_inodes_free", "Number of available Inodes.", gauge, []string{"device"}},
+	// Block I/O: blkio (v1), io.stat (v2).
+	{"container_fs_reads_bytes_total", "Cumulative count of bytes read.", counter, []string{"device"}},
+	{"container_fs_reads_total", "Cumulative count of reads completed.", counter, []string{"device"}},
+	{"container_fs_writes_bytes_total", "Cumulative count of bytes written.", counter, []string{"device"}},
+	{"container_fs_writes_total", "Cumulative count of writes completed.", counter, []string{"device"}},
+	{"container_blkio_device_usage_total", "Blkio Device bytes usage.", counter, []string{"device", "major", "minor", "operation"}},
+	// Network: the pod's namespace, /proc/<pause pid>/net/dev.
+	{"container_network_receive_bytes_total", "Cumulative count of bytes received.", counter, []string{"interface"}},
+	{"container_network_receive_packets_total", "Cumulative count of packets received.", counter, []string{"interface"}},
+	{"container_network_receive_packets_dropped_total", "Cumulative count of packets dropped while receiving.", counter, []string{"interface"}},
+	{"container_network_receive_errors_total", "Cumulative count of errors encountered while receiving.", counter, []string{"interface"}},
+	{"container_network_transmit_bytes_total", "Cumulative count of bytes transmitted.", counter, []string{"interface"}},
+	{"container_network_transmit_packets_total", "Cumulative count of packets transmitted.", counter, []string{"interface"}},
+	{"container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting.", counter, []string{"interface"}},
+	{"container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting.", counter, []string{"interface"}},
 }
 
-var metricTypes = func() map[string]runtimeapi.MetricType {
-	m := map[string]runtimeapi.MetricType{}
+// metricIndex is metricDefs by name, with each one's sorted label keys.
+var metricIndex = func() map[string]indexedMetric {
+	m := make(map[string]indexedMetric, len(metricDefs))
 	for _, d := range metricDefs {
-		m[d.desc.GetName()] = d.typ
+		keys := slices.Sorted(slices.Values(append(slices.Clone(metricBaseLabels), d.extra...)))
+		m[d.name] = indexedMetric{def: d, desc: &runtimeapi.MetricDescriptor{Name: d.name, Help: d.help, LabelKeys: keys}}
 	}
 	return m
 }()
+
+type indexedMetric struct {
+	def  metricDef
+	desc *runtimeapi.MetricDescriptor
+}
 
 // ListMetricDescriptors lists the metrics ListPodSandboxMetrics returns;
 // the list is fixed for the daemon's life, as the CRI asks.
 func (s *Service) ListMetricDescriptors(context.Context, *runtimeapi.ListMetricDescriptorsRequest) (*runtimeapi.ListMetricDescriptorsResponse, error) {
 	out := make([]*runtimeapi.MetricDescriptor, 0, len(metricDefs))
 	for _, d := range metricDefs {
-		out = append(out, d.desc)
+		out = append(out, metricIndex[d.name].desc)
 	}
 	return &runtimeapi.ListMetricDescriptorsResponse{Descriptors: out}, nil
 }
 
 // ListPodSandboxMetrics reports the metrics of every ready pod: per
-// container CPU, memory, processes and writable layer, and per pod the
+// container CPU, memory, processes, limits and filesystem, and per pod the
 // network of its namespace.
 func (s *Service) ListPodSandboxMetrics(ctx context.Context, _ *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error) {
 	out, err := s.podSandboxMetrics(ctx)
@@ -85,90 +136,52 @@ func (s *Service) ListPodSandboxMetrics(ctx context.Context, _ *runtimeapi.ListP
 	return &runtimeapi.ListPodSandboxMetricsResponse{PodMetrics: out}, nil
 }
 
-func (s *Service) podSandboxMetrics(ctx context.Context) ([]*runtimeapi.PodSandboxMetrics, error) {
-	stats, err := s.listSandboxStats(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*runtimeapi.PodSandboxMetrics, 0, len(stats))
-	for _, ps := range stats {
-		out = append(out, s.toPodMetrics(ps))
-	}
-	return out, nil
+// seriesBuilder collects the series of one object, all with the same base
+// label values.
+type seriesBuilder struct {
+	base map[string]string
+	out  []*runtimeapi.Metric
 }
 
-func (s *Service) toPodMetrics(ps *runtimeapi.PodSandboxStats) *runtimeapi.PodSandboxMetrics {
-	md := ps.GetAttributes().GetMetadata()
-	pm := &runtimeapi.PodSandboxMetrics{PodSandboxId: ps.GetAttributes().GetId()}
-	// Network series belong to the pod (its namespace), labelled as
-	// cAdvisor labels the pause container's.
-	podLabels := func(iface string) []string {
-		return []string{"", ps.GetAttributes().GetId(), "", iface, ps.GetAttributes().GetId(), md.GetNamespace(), md.GetName()}
-	}
-	if n := ps.GetLinux().GetNetwork(); n != nil {
-		ifaces := n.GetInterfaces()
-		if n.GetDefaultInterface() != nil {
-			ifaces = append([]*runtimeapi.NetworkInterfaceUsage{n.GetDefaultInterface()}, ifaces...)
-		}
-		for _, i := range ifaces {
-			l := podLabels(i.GetName())
-			pm.Metrics = append(pm.Metrics,
-				metric(metricNetRxBytes, l, i.GetRxBytes()), metric(metricNetTxBytes, l, i.GetTxBytes()),
-				metric(metricNetRxErrors, l, i.GetRxErrors()), metric(metricNetTxErrors, l, i.GetTxErrors()))
-		}
-	}
-	for _, cs := range ps.GetLinux().GetContainers() {
-		id := cs.GetAttributes().GetId()
-		var image, name string
-		if c, err := s.containers.Get(id); err == nil {
-			image, name = c.Meta.ImageName, c.Meta.Name
-		}
-		l := []string{cs.GetAttributes().GetMetadata().GetName(), id, image, name, md.GetNamespace(), md.GetName()}
-		cm := &runtimeapi.ContainerMetrics{ContainerId: id}
-		if v := cs.GetCpu().GetUsageCoreNanoSeconds(); v != nil {
-			cm.Metrics = append(cm.Metrics, metric(metricCPUSeconds, l, &runtimeapi.UInt64Value{Value: v.GetValue() / 1e9}))
-		}
-		mem := cs.GetMemory()
-		cm.Metrics = append(cm.Metrics,
-			metric(metricMemUsage, l, mem.GetUsageBytes()), metric(metricMemWorkingSet, l, mem.GetWorkingSetBytes()),
-			metric(metricMemRSS, l, mem.GetRssBytes()), metric(metricMemFailures, l, mem.GetPageFaults()),
-			metric(metricMemMajorFaults, l, mem.GetMajorPageFaults()))
-		if p, err := s.containerPids(id); err == nil {
-			cm.Metrics = append(cm.Metrics, metric(metricProcesses, l, &runtimeapi.UInt64Value{Value: p}))
-		}
-		if wl := cs.GetWritableLayer(); wl != nil {
-			cm.Metrics = append(cm.Metrics, metric(metricFsUsage, l, wl.GetUsedBytes()), metric(metricFsInodes, l, wl.GetInodesUsed()))
-		}
-		cm.Metrics = dropNil(cm.Metrics)
-		pm.ContainerMetrics = append(pm.ContainerMetrics, cm)
-	}
-	pm.Metrics = dropNil(pm.Metrics)
-	return pm
+func newSeriesBuilder(container, id, image, name, namespace, pod string) *seriesBuilder {
+	return &seriesBuilder{base: map[string]string{
+		"container": container, "id": id, "image": image, "name": name, "namespace": namespace, "pod": pod,
+	}}
 }
 
-// containerPids is pids.current of a container's cgroup.
-func (s *Service) containerPids(id string) (uint64, error) {
-	smp, err := s.taskCgroupSample(id)
-	if err != nil {
-		return 0, err
+// add appends a live (timestamp 0) series of a metric of metricDefs; extra
+// are the values of the metric's own labels, in metricDef.extra's order.
+// An unknown name or a wrong count of extra values is a bug and panics, so
+// that the table tests catch it.
+func (b *seriesBuilder) add(name string, v uint64, extra ...string) {
+	im, ok := metricIndex[name]
+	if !ok || len(extra) != len(im.def.extra) {
+		panic("metric " + name + ": not in metricDefs, or wrong extra labels")
 	}
-	return smp.pids, nil
-}
-
-// metric is a live (timestamp 0) metric; nil if the value is missing.
-func metric(name string, labels []string, v *runtimeapi.UInt64Value) *runtimeapi.Metric {
-	if v == nil {
-		return nil
-	}
-	return &runtimeapi.Metric{Name: name, MetricType: metricTypes[name], LabelValues: labels, Value: &runtimeapi.UInt64Value{Value: v.GetValue()}}
-}
-
-func dropNil(ms []*runtimeapi.Metric) []*runtimeapi.Metric {
-	out := ms[:0]
-	for _, m := range ms {
-		if m != nil {
-			out = append(out, m)
+	values := make([]string, 0, len(im.desc.GetLabelKeys()))
+	for _, k := range im.desc.GetLabelKeys() {
+		if i := slices.Index(im.def.extra, k); i >= 0 {
+			values = append(values, extra[i])
+		} else {
+			values = append(values, b.base[k])
 		}
 	}
-	return out
+	b.out = append(b.out, &runtimeapi.Metric{Name: name, MetricType: im.def.typ, LabelValues: values, Value: &runtimeapi.UInt64Value{Value: v}})
 }
+
+// networkSeries is the pod-level series of its interfaces.
+func networkSeries(b *seriesBuilder, devs []netDev) {
+	for _, d := range devs {
+		b.add("container_network_receive_bytes_total", d.rxBytes, d.name)
+		b.add("container_network_receive_packets_total", d.rxPackets, d.name)
+		b.add("container_network_receive_packets_dropped_total", d.rxDropped, d.name)
+		b.add("container_network_receive_errors_total", d.rxErrors, d.name)
+		b.add("container_network_transmit_bytes_total", d.txBytes, d.name)
+		b.add("container_network_transmit_packets_total", d.txPackets, d.name)
+		b.add("container_network_transmit_packets_dropped_total", d.txDropped, d.name)
+		b.add("container_network_transmit_errors_total", d.txErrors, d.name)
+	}
+}
+
+// seconds turns nanoseconds into the whole seconds a UInt64Value carries.
+func seconds(nanos uint64) uint64 { return nanos / uint64(time.Second) }

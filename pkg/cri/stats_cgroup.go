@@ -50,6 +50,9 @@ type cgroupSample struct {
 
 	// PSI is nil where the kernel or the hierarchy has none.
 	cpuPSI, memPSI, ioPSI *runtimeapi.PsiStats
+
+	// detail is what only the metrics report (metrics_cgroup.go).
+	detail cgroupDetail
 }
 
 // add sums two readings; PSI (averages) and limits cannot be summed and are
@@ -64,6 +67,7 @@ func (a cgroupSample) add(b cgroupSample) cgroupSample {
 	a.pids += b.pids
 	a.memLimit = 0
 	a.cpuPSI, a.memPSI, a.ioPSI = nil, nil, nil
+	a.detail = cgroupDetail{}
 	if b.at.After(a.at) {
 		a.at = b.at
 	}
@@ -107,6 +111,7 @@ func readCgroup1(p string, hybrid bool) (cgroupSample, error) {
 		s.memLimit = l
 	}
 	s.pids = m.GetPids().GetCurrent()
+	s.detail = detail1(m)
 	if hybrid {
 		// runc also creates the cgroup in the v2 hierarchy of a hybrid
 		// host; it has no controllers there, but it has PSI.
@@ -148,6 +153,7 @@ func readCgroup2(p string) (cgroupSample, error) {
 		s.memLimit = l
 	}
 	s.pids = m.GetPids().GetCurrent()
+	s.detail = detail2(m)
 	s.cpuPSI = fromPSI2(m.GetCPU().GetPSI())
 	s.memPSI = fromPSI2(mem.GetPSI())
 	s.ioPSI = fromPSI2(m.GetIo().GetPSI())
@@ -332,58 +338,6 @@ func dirUsage(root string) (bytes, inodes uint64, err error) {
 		return nil
 	})
 	return bytes, inodes, err
-}
-
-// readNetDev reads /proc/<pid>/net/dev: the interfaces of the process's
-// network namespace, loopback left out.
-func readNetDev(pid int) ([]*runtimeapi.NetworkInterfaceUsage, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", pid))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("process %d: %w", pid, errdefs.ErrNotFound)
-		}
-		return nil, err
-	}
-	defer f.Close()
-	return parseNetDev(f)
-}
-
-// parseNetDev parses the net/dev format: two header lines, then
-// "name: rx_bytes rx_packets rx_errs rx_drop rx_fifo rx_frame rx_compressed
-// rx_multicast tx_bytes tx_packets tx_errs …".
-func parseNetDev(r io.Reader) ([]*runtimeapi.NetworkInterfaceUsage, error) {
-	var out []*runtimeapi.NetworkInterfaceUsage
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue // a header line
-		}
-		name = strings.TrimSpace(name)
-		f := strings.Fields(rest)
-		if len(f) < 11 {
-			return nil, fmt.Errorf("net/dev: short line for %s", name)
-		}
-		var v [4]uint64
-		for i, idx := range []int{0, 2, 8, 10} {
-			n, err := strconv.ParseUint(f[idx], 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("net/dev: %s: %w", name, err)
-			}
-			v[i] = n
-		}
-		if name == "lo" {
-			continue
-		}
-		out = append(out, &runtimeapi.NetworkInterfaceUsage{
-			Name:     name,
-			RxBytes:  &runtimeapi.UInt64Value{Value: v[0]},
-			RxErrors: &runtimeapi.UInt64Value{Value: v[1]},
-			TxBytes:  &runtimeapi.UInt64Value{Value: v[2]},
-			TxErrors: &runtimeapi.UInt64Value{Value: v[3]},
-		})
-	}
-	return out, sc.Err()
 }
 
 // cpuRates turns cumulative CPU readings into usage_nano_cores: it keeps

@@ -79,7 +79,7 @@ func TestParseNetDev(t *testing.T) {
 	in := `Inter-|   Receive                                                |  Transmit
  face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
     lo:     100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0
-  eth0:   12345      10    2    0    0     0          0         0     6789       8    3    0    0     0       0          0
+  eth0:   12345      10    2    4    0     0          0         0     6789       8    3    5    0     0       0          0
  net1: 1 0 0 0 0 0 0 0 2 0 0 0 0 0 0 0
 `
 	got, err := parseNetDev(strings.NewReader(in))
@@ -89,12 +89,15 @@ func TestParseNetDev(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("want eth0 and net1 (no lo), got %v", got)
 	}
-	e := got[0]
-	if e.GetName() != "eth0" || e.GetRxBytes().GetValue() != 12345 || e.GetRxErrors().GetValue() != 2 || e.GetTxBytes().GetValue() != 6789 || e.GetTxErrors().GetValue() != 3 {
-		t.Fatalf("eth0 = %v", e)
+	want := netDev{name: "eth0", rxBytes: 12345, rxPackets: 10, rxErrors: 2, rxDropped: 4, txBytes: 6789, txPackets: 8, txErrors: 3, txDropped: 5}
+	if got[0] != want {
+		t.Fatalf("eth0 = %+v, want %+v", got[0], want)
 	}
-	if got[1].GetName() != "net1" || got[1].GetTxBytes().GetValue() != 2 {
-		t.Fatalf("net1 = %v", got[1])
+	if u := got[0].usage(); u.GetName() != "eth0" || u.GetRxBytes().GetValue() != 12345 || u.GetRxErrors().GetValue() != 2 || u.GetTxBytes().GetValue() != 6789 || u.GetTxErrors().GetValue() != 3 {
+		t.Fatalf("eth0 usage = %v", u)
+	}
+	if got[1].name != "net1" || got[1].txBytes != 2 {
+		t.Fatalf("net1 = %+v", got[1])
 	}
 	if _, err := parseNetDev(strings.NewReader("eth0: 1 2 3\n")); err == nil {
 		t.Fatal("a short line must fail")

@@ -110,20 +110,26 @@ func (s *Service) upperDir(id string) string {
 // taskCgroupSample reads the cgroup of a live task; ErrNotFound if the task
 // is gone or has exited.
 func (s *Service) taskCgroupSample(id string) (cgroupSample, error) {
-	t, err := s.tasks.Get(taskNamespace, id)
-	if err != nil {
-		return cgroupSample{}, err
-	}
-	select {
-	case <-t.Exited():
-		return cgroupSample{}, fmt.Errorf("task %s has exited: %w", id, errdefs.ErrNotFound)
-	default:
-	}
-	p, err := s.taskCgroupPath(t)
+	p, err := s.taskCgroup(id)
 	if err != nil {
 		return cgroupSample{}, err
 	}
 	return readCgroup(p)
+}
+
+// taskCgroup is the cgroup of a live task; ErrNotFound if the task is gone
+// or has exited.
+func (s *Service) taskCgroup(id string) (string, error) {
+	t, err := s.tasks.Get(taskNamespace, id)
+	if err != nil {
+		return "", err
+	}
+	select {
+	case <-t.Exited():
+		return "", fmt.Errorf("task %s has exited: %w", id, errdefs.ErrNotFound)
+	default:
+	}
+	return s.taskCgroupPath(t)
 }
 
 // taskCgroupPath is a task's cgroup, from its bundle's config.json, read

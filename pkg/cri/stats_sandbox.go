@@ -160,12 +160,12 @@ func podNetwork(pausePid int) *runtimeapi.NetworkUsage {
 		return nil
 	}
 	out := &runtimeapi.NetworkUsage{Timestamp: time.Now().UnixNano()}
-	for _, i := range ifaces {
-		if i.GetName() == defaultInterface {
-			out.DefaultInterface = i
+	for _, d := range ifaces {
+		if d.name == defaultInterface {
+			out.DefaultInterface = d.usage()
 			continue
 		}
-		out.Interfaces = append(out.Interfaces, i)
+		out.Interfaces = append(out.Interfaces, d.usage())
 	}
 	return out
 }

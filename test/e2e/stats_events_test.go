@@ -196,6 +196,103 @@ func TestStats(t *testing.T) {
 	}
 }
 
+// TestPodSandboxMetrics: the cAdvisor series of a live container carry
+// real values: the limits it was created with, its processes and open
+// files, its start time, its writable layer; and the pod's interfaces
+// carry packet counters. Each series has as many label values as its
+// descriptor has keys.
+func TestPodSandboxMetrics(t *testing.T) {
+	pullImage(t, e2eBusybox)
+	p := runPod(t, "metrics")
+	cfg := sh("exec 3</dev/null 4</dev/null; sleep 100000")
+	cfg.Linux = &runtimeapi.LinuxContainerConfig{Resources: &runtimeapi.LinuxContainerResources{
+		CpuPeriod: 100000, CpuQuota: 20000, CpuShares: 512, MemoryLimitInBytes: 64 << 20, MemorySwapLimitInBytes: 64 << 20,
+	}}
+	before := time.Now()
+	id := p.container(t, "m", cfg, true)
+	if out, code := execSync(t, id, "dd", "if=/dev/zero", "of=/big", "bs=1M", "count=3"); code != 0 {
+		t.Fatalf("dd to /big: %d %s", code, out)
+	}
+	ctx := context.Background()
+	descs, err := env.rt.ListMetricDescriptors(ctx, &runtimeapi.ListMetricDescriptorsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string][]string{}
+	for _, d := range descs.GetDescriptors() {
+		keys[d.GetName()] = d.GetLabelKeys()
+	}
+	resp, err := env.rt.ListPodSandboxMetrics(ctx, &runtimeapi.ListPodSandboxMetricsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// name → first value; label counts checked on every series.
+	pod, ctr := map[string]uint64{}, map[string]uint64{}
+	check := func(into map[string]uint64, ms []*runtimeapi.Metric) {
+		for _, m := range ms {
+			if len(m.GetLabelValues()) != len(keys[m.GetName()]) {
+				t.Errorf("%s: values %v for keys %v", m.GetName(), m.GetLabelValues(), keys[m.GetName()])
+			}
+			if _, seen := into[m.GetName()]; !seen {
+				into[m.GetName()] = m.GetValue().GetValue()
+			}
+		}
+	}
+	for _, pm := range resp.GetPodMetrics() {
+		if pm.GetPodSandboxId() != p.id {
+			continue
+		}
+		check(pod, pm.GetMetrics())
+		for _, cm := range pm.GetContainerMetrics() {
+			if cm.GetContainerId() == id {
+				check(ctr, cm.GetMetrics())
+			}
+		}
+	}
+	for name, want := range map[string]uint64{
+		"container_spec_cpu_period":              100000,
+		"container_spec_cpu_quota":               20000,
+		"container_spec_cpu_shares":              512,
+		"container_spec_memory_limit_bytes":      64 << 20,
+		"container_spec_memory_swap_limit_bytes": 64 << 20,
+		"container_processes":                    1, // the shell exec'd into sleep
+	} {
+		if got, ok := ctr[name]; !ok || got != want {
+			t.Errorf("%s = %d (present %v), want %d", name, got, ok, want)
+		}
+	}
+	if v := ctr["container_file_descriptors"]; v < 5 {
+		t.Errorf("container_file_descriptors = %d, want stdio plus fds 3 and 4", v)
+	}
+	if v := ctr["container_fs_usage_bytes"]; v < 3<<20 {
+		t.Errorf("container_fs_usage_bytes = %d after writing 3 MiB", v)
+	}
+	for _, name := range []string{"container_memory_usage_bytes", "container_threads", "container_ulimits_soft", "container_fs_limit_bytes", "container_fs_inodes_total"} {
+		if v, ok := ctr[name]; v == 0 {
+			t.Errorf("%s = 0 (present %v)", name, ok)
+		}
+	}
+	if st := int64(ctr["container_start_time_seconds"]); st < before.Unix()-1 || st > time.Now().Unix() {
+		t.Errorf("container_start_time_seconds = %d, want between %d and now", st, before.Unix())
+	}
+	for _, name := range []string{"container_network_receive_packets_total", "container_network_transmit_packets_total", "container_network_receive_packets_dropped_total", "container_network_transmit_packets_dropped_total"} {
+		if _, ok := pod[name]; !ok {
+			t.Errorf("pod series %s missing: %v", name, pod)
+		}
+	}
+	var absent []string
+	for name := range keys {
+		if _, ok := ctr[name]; !ok {
+			if _, ok := pod[name]; !ok {
+				absent = append(absent, name)
+			}
+		}
+	}
+	slices.Sort(absent)
+	t.Logf("container: %d series kinds, pod: %d; fds %d, sockets %d, fs %d bytes, threads %d/%d; no series (source absent here): %v",
+		len(ctr), len(pod), ctr["container_file_descriptors"], ctr["container_sockets"], ctr["container_fs_usage_bytes"], ctr["container_threads"], ctr["container_threads_max"], absent)
+}
+
 // TestContainerEvents: two subscribers each see every event of 20
 // container lifecycles, in order per container, then the pod's own.
 func TestContainerEvents(t *testing.T) {

@@ -15,14 +15,17 @@ import (
 
 // sandboxMeta is what never changes about a sandbox once it runs.
 type sandboxMeta struct {
-	ID             string    `json:"id"`
-	Name           string    `json:"name"` // <name>_<namespace>_<uid>_<attempt>
-	ConfigDigest   string    `json:"configDigest"`
-	RawConfig      []byte    `json:"config"` // proto-encoded PodSandboxConfig
-	RuntimeHandler string    `json:"runtimeHandler"`
-	NetNSPath      string    `json:"netnsPath,omitempty"`
-	IPs            []string  `json:"ips,omitempty"`
-	CreatedAt      time.Time `json:"createdAt"`
+	ID             string   `json:"id"`
+	Name           string   `json:"name"` // <name>_<namespace>_<uid>_<attempt>
+	ConfigDigest   string   `json:"configDigest"`
+	RawConfig      []byte   `json:"config"` // proto-encoded PodSandboxConfig
+	RuntimeHandler string   `json:"runtimeHandler"`
+	NetNSPath      string   `json:"netnsPath,omitempty"`
+	IPs            []string `json:"ips,omitempty"`
+	// PauseImage is the sandbox_image the pause runs from ("" for the
+	// built-in pause); its rootfs is released with the sandbox.
+	PauseImage string    `json:"pauseImage,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
 
 	config *runtimeapi.PodSandboxConfig // decoded RawConfig
 }

@@ -164,6 +164,9 @@ func (s *Service) removeOrphanRootfs(ctx context.Context) {
 		if c, err := s.containers.Get(id); err == nil && c.Meta.ID == id {
 			continue
 		}
+		if sb, err := s.sandboxes.Get(id); err == nil && sb.Meta.ID == id {
+			continue // a pause's rootfs from sandbox_image
+		}
 		logger.Info("Removing a rootfs that belongs to no container", "containerID", id)
 		if err := unmountAndRemove(s.rootfsDir(id)); err != nil {
 			logger.Error(err, "Failed to unmount an orphan rootfs", "containerID", id)

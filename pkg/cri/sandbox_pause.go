@@ -1,11 +1,16 @@
 package cri
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"k8s.io/klog/v2"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
 // pauseName is the pause program's file name, next to the daemon or on PATH.
@@ -69,4 +74,46 @@ func findPause() (string, error) {
 		return "", fmt.Errorf("find %s next to the daemon or on PATH: %w", pauseName, err)
 	}
 	return p, nil
+}
+
+// pauseRoot is the rootfs and argv of a sandbox's pause process: the pause
+// that ships with cri-runtime, or, when sandbox_image is set, that image
+// (pulled if missing) with its entrypoint and cmd.
+func (s *Service) pauseRoot(ctx context.Context, undo *rollback, id, ref string) (string, []string, error) {
+	if ref == "" {
+		return s.pauseRootfs(), pauseArgs, nil
+	}
+	img, err := s.images.Get(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		klog.FromContext(ctx).V(2).Info("Pulling the sandbox image", "image", ref)
+		img, err = s.images.Pull(ctx, ref, nil)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("sandbox image %q: %w", ref, err)
+	}
+	args := append(append([]string{}, img.Config.Entrypoint...), img.Config.Cmd...)
+	if len(args) == 0 {
+		return "", nil, fmt.Errorf("sandbox image %q has no entrypoint or cmd: %w", ref, errdefs.ErrFailedPrecondition)
+	}
+	rootfs, err := s.mountRootfs(ctx, id, img.ID, nil, undo)
+	if err != nil {
+		return "", nil, err
+	}
+	return rootfs, args, nil
+}
+
+// releaseSandboxImageRootfs unmounts and releases a pause's rootfs made
+// from sandbox_image; the built-in pause has none.
+func (s *Service) releaseSandboxImageRootfs(ctx context.Context, sb *sandbox) error {
+	if sb.Meta.PauseImage == "" {
+		return nil
+	}
+	id := sb.Meta.ID
+	if err := unmountAndRemove(s.rootfsDir(id)); err != nil {
+		return err
+	}
+	if err := s.images.RemoveRootfs(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
 }

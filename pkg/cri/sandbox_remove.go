@@ -71,6 +71,9 @@ func (s *Service) removeSandbox(ctx context.Context, sb *sandbox) error {
 	if err := s.removeSandboxDir(id); err != nil {
 		return err
 	}
+	if err := s.releaseSandboxImageRootfs(ctx, sb); err != nil {
+		return err
+	}
 	if err := s.deleteSandboxRecord(ctx, id); err != nil {
 		return err
 	}

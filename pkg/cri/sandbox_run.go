@@ -74,6 +74,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	meta := sandboxMeta{
 		ID: id, Name: name, ConfigDigest: digest, RawConfig: raw,
 		RuntimeHandler: r.GetRuntimeHandler(), CreatedAt: time.Now(), config: cfg,
+		PauseImage: s.cfg.SandboxImage,
 	}
 	if err := s.prepareSandboxDir(&undo, id, cfg); err != nil {
 		return nil, err
@@ -86,7 +87,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	if err := s.writeSandboxFiles(id, cfg, meta.IPs); err != nil {
 		return nil, err
 	}
-	t, err := s.startPauseTask(ctx, &undo, id, cfg, meta.NetNSPath, rtOpts)
+	t, err := s.startPauseTask(ctx, &undo, meta, rtOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -291,8 +292,13 @@ func (s *Service) writeSandboxFiles(id string, cfg *runtimeapi.PodSandboxConfig,
 
 // startPauseTask creates and starts the pause task in the pod's
 // namespaces and cgroup parent.
-func (s *Service) startPauseTask(ctx context.Context, undo *rollback, id string, cfg *runtimeapi.PodSandboxConfig, netnsPath string, rtOpts runtime.RuntimeOpts) (*runtime.Task, error) {
-	sp, err := spec.SandboxSpec(id, cfg, spec.SandboxInput{NetNSPath: netnsPath, Args: pauseArgs, Rootfs: s.pauseRootfs()},
+func (s *Service) startPauseTask(ctx context.Context, undo *rollback, meta sandboxMeta, rtOpts runtime.RuntimeOpts) (*runtime.Task, error) {
+	id := meta.ID
+	rootfs, args, err := s.pauseRoot(ctx, undo, id, meta.PauseImage)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := spec.SandboxSpec(id, meta.config, spec.SandboxInput{NetNSPath: meta.NetNSPath, Args: args, Rootfs: rootfs},
 		spec.WithConfig(s.cfg.Containers), spec.WithOOMScoreAdjFloor(s.oomFloor), spec.WithCapabilityBound(s.ownCaps))
 	if err != nil {
 		return nil, err

@@ -16,14 +16,13 @@ import (
 
 // observer is what the stats, metrics and events RPCs remember between
 // calls: CPU readings for usage_nano_cores, the cgroup path of each task,
-// the event broadcaster and the events already sent per object, and the
-// pod resources of UpdatePodSandboxResources. The Service owns one.
+// and the event broadcaster and the events already sent per object. The
+// Service owns one.
 type observer struct {
 	rates   *cpuRates
 	events  *eventBroadcaster
 	stages  *eventStages
 	cgroups sync.Map // task id → cgroup path (string)
-	podRes  sync.Map // sandbox id → *runtimeapi.UpdatePodSandboxResourcesRequest
 
 	criuOnce   sync.Once
 	criuResult string
@@ -43,7 +42,6 @@ func (s *Service) observer() *observer { return s.obs }
 func (o *observer) forget(id string) {
 	o.rates.forget(id)
 	o.cgroups.Delete(id)
-	o.podRes.Delete(id)
 }
 
 // GetContainerEvents streams container and pod sandbox lifecycle events

@@ -38,6 +38,11 @@ type sandboxStatus struct {
 	StoppedAt int64 `json:"stoppedAt,omitempty"` // unix nanos; 0 while ready
 	// NetworkDown is true once the network was torn down.
 	NetworkDown bool `json:"networkDown,omitempty"`
+	// Resources and Overhead are the pod's resources as the last
+	// UpdatePodSandboxResources reported them, as protojson of
+	// LinuxContainerResources ("" when never reported).
+	Resources string `json:"resources,omitempty"`
+	Overhead  string `json:"overhead,omitempty"`
 
 	// stopping and removing are operation flags, never persisted.
 	stopping bool

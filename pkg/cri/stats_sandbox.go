@@ -128,7 +128,7 @@ func (s *Service) podCgroupSample(sb *sandbox, pause cgroupSample) (cgroupSample
 		}
 		sum = sum.add(cs)
 	}
-	if podLimit := s.podMemoryLimit(sb.Meta.ID); podLimit > 0 {
+	if podLimit := s.podMemoryLimit(sb); podLimit > 0 {
 		sum.memLimit = podLimit
 	}
 	return sum, nil
@@ -136,17 +136,13 @@ func (s *Service) podCgroupSample(sb *sandbox, pause cgroupSample) (cgroupSample
 
 // podMemoryLimit is the pod's memory limit as UpdatePodSandboxResources
 // last reported it (resources plus overhead); 0 when unknown.
-func (s *Service) podMemoryLimit(id string) uint64 {
-	v, ok := s.observer().podRes.Load(id)
-	if !ok {
+func (s *Service) podMemoryLimit(sb *sandbox) uint64 {
+	res, over := podResources(sb.Status())
+	limit := res.GetMemoryLimitInBytes()
+	if limit <= 0 {
 		return 0
 	}
-	r := v.(*runtimeapi.UpdatePodSandboxResourcesRequest)
-	res, over := r.GetResources().GetMemoryLimitInBytes(), r.GetOverhead().GetMemoryLimitInBytes()
-	if res <= 0 {
-		return 0
-	}
-	return uint64(res + max(over, 0))
+	return uint64(limit + max(over.GetMemoryLimitInBytes(), 0))
 }
 
 // podNetwork reads the pod's interfaces through its pause process's

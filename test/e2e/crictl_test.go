@@ -171,6 +171,30 @@ func TestCrictlScenarios(t *testing.T) {
 			t.Fatalf("inspecti id = %q, want sha256:...", id)
 		}
 	})
+	s.step("images", func(t *testing.T) {
+		out, err := crictl(t, "images")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "docker.io/library/busybox") || !strings.Contains(out, "latest") {
+			t.Fatalf("crictl images does not list busybox:latest:\n%s", out)
+		}
+	})
+	s.step("imagefsinfo", func(t *testing.T) {
+		v, err := inspect(t, "imagefsinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs, _ := field(v, "status", "imageFilesystems").([]any)
+		if len(fs) != 1 {
+			t.Fatalf("imagefsinfo: %v, want one image filesystem", v)
+		}
+		used, _ := field(fs[0], "usedBytes", "value").(string)
+		mount, _ := field(fs[0], "fsId", "mountpoint").(string)
+		if used == "" || used == "0" || !strings.HasPrefix(mount, env.root) {
+			t.Fatalf("imagefsinfo: used %q at %q, want bytes under %s", used, mount, env.root)
+		}
+	})
 	s.step("runp", func(t *testing.T) {
 		out, err := crictl(t, "runp", podCfg)
 		if err != nil {

@@ -47,7 +47,9 @@ func (o *observer) forget(id string) {
 // GetContainerEvents streams container and pod sandbox lifecycle events
 // (sandbox events carry the sandbox's id as container_id) until the client
 // goes away. A client that falls eventBuffer events behind is cut off with
-// ResourceExhausted, and must relist.
+// ResourceExhausted, and must relist. When the Service closes, every stream
+// ends with Unavailable, so that a graceful stop of the gRPC server does
+// not wait on them.
 func (s *Service) GetContainerEvents(_ *runtimeapi.GetEventsRequest, stream grpc.ServerStreamingServer[runtimeapi.ContainerEventResponse]) error {
 	ctx := stream.Context()
 	o := s.observer()
@@ -62,19 +64,27 @@ func (s *Service) GetContainerEvents(_ *runtimeapi.GetEventsRequest, stream grpc
 			}
 		case <-sub.cut:
 			return fmt.Errorf("event subscriber fell %d events behind and was cut off; resubscribe and relist: %w", o.events.buffer, errdefs.ErrResourceExhausted)
+		case <-o.events.closed:
+			return errEventsClosed
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
 
+// errEventsClosed ends the event streams of a closing Service.
+var errEventsClosed = fmt.Errorf("cri-runtime is shutting down; resubscribe to container events after it restarts: %w", errdefs.ErrUnavailable)
+
 // eventBroadcaster sends every event to every subscriber, each through its
 // own buffered channel. Publishing never blocks: a subscriber whose buffer
 // is full is cut off (its cut channel closed) and counted, so it learns it
-// missed events instead of silently skipping them.
+// missed events instead of silently skipping them. Once closed, its
+// closed channel tells every subscriber to end.
 type eventBroadcaster struct {
-	buffer int
-	cutOff atomic.Int64
+	buffer    int
+	cutOff    atomic.Int64
+	closed    chan struct{}
+	closeOnce sync.Once
 
 	mu   sync.Mutex
 	subs map[*eventSubscriber]struct{}
@@ -86,7 +96,7 @@ type eventSubscriber struct {
 }
 
 func newEventBroadcaster(buffer int) *eventBroadcaster {
-	return &eventBroadcaster{buffer: buffer, subs: map[*eventSubscriber]struct{}{}}
+	return &eventBroadcaster{buffer: buffer, closed: make(chan struct{}), subs: map[*eventSubscriber]struct{}{}}
 }
 
 func (b *eventBroadcaster) subscribe() *eventSubscriber {
@@ -96,6 +106,10 @@ func (b *eventBroadcaster) subscribe() *eventSubscriber {
 	b.mu.Unlock()
 	return sub
 }
+
+// close tells every subscriber, current and future, to end (its closed
+// channel); it may be called more than once.
+func (b *eventBroadcaster) close() { b.closeOnce.Do(func() { close(b.closed) }) }
 
 func (b *eventBroadcaster) unsubscribe(sub *eventSubscriber) {
 	b.mu.Lock()

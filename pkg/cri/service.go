@@ -104,11 +104,12 @@ type Service struct {
 	nriCfg nri.Config
 	nri    *nri.Adapter
 
-	events <-chan runtime.Event
-	obs    *observer // stats samples, CRI event subscribers
-	stream *streamServer
-	cancel context.CancelFunc
-	ready  atomic.Bool
+	events    <-chan runtime.Event
+	obs       *observer // stats samples, CRI event subscribers
+	stream    *streamServer
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	ready     atomic.Bool
 }
 
 // Option configures a Service.
@@ -203,11 +204,17 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops handling events and serving streams.
+// Close stops handling events and serving streams, and ends every
+// GetContainerEvents stream (Unavailable). Call it before the gRPC
+// server's GracefulStop, which otherwise waits for those streams forever.
+// It may be called more than once.
 func (s *Service) Close() {
-	s.cancel()
-	s.nri.Stop()
-	s.stream.stop()
+	s.closeOnce.Do(func() {
+		s.obs.events.close()
+		s.cancel()
+		s.nri.Stop()
+		s.stream.stop()
+	})
 }
 
 // Ready reports whether restore has finished.

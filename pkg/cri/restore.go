@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -135,6 +136,8 @@ func (s *Service) reconcile(ctx context.Context) {
 // container: the remains of a create that a daemon crash cut short.
 func (s *Service) removeOrphanTasks(ctx context.Context) {
 	logger := klog.FromContext(ctx)
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, orphanWorkers)
 	for _, t := range s.tasks.Tasks(taskNamespace) {
 		id := t.ID()
 		if _, err := s.containers.Get(id); err == nil {
@@ -144,11 +147,21 @@ func (s *Service) removeOrphanTasks(ctx context.Context) {
 			continue
 		}
 		logger.Info("Removing a task that belongs to no sandbox or container", "taskID", id)
-		if err := s.killAndDelete(ctx, t); err != nil {
-			logger.Error(err, "Failed to remove an orphan task", "taskID", id)
-		}
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if err := s.killAndDelete(ctx, t); err != nil {
+				logger.Error(err, "Failed to remove an orphan task", "taskID", id)
+			}
+		}()
 	}
+	wg.Wait()
 }
+
+// orphanWorkers bounds how many orphan tasks are removed at once: each
+// may wait out a kill, and start-up waits for all of them.
+const orphanWorkers = 8
 
 // removeOrphanRootfs unmounts and releases container rootfs mounts that
 // belong to no container: the remains of a CreateContainer that a daemon

@@ -71,6 +71,20 @@ func (r *Runtime) restoreOne(ctx context.Context, rec taskRecord) {
 		if _, err := r.cleanupDead(ctx, nil, &rec); err != nil {
 			logger.Error(err, "Failed to clean up a task without a bundle")
 		}
+	case shim != nil && shim.taskPid == 0:
+		// The daemon died between starting the shim and its create: there
+		// never was a process, so there is no exit to report. Stop the
+		// shim and remove whatever a create in flight may have left.
+		logger.Info("Shim of task never created its process; removing it")
+		if err := shim.conn.shutdown(ctx); err != nil {
+			logger.Error(err, "Shim of an uncreated task did not shut down; killed it")
+		}
+		if err := forceDeleteOCI(ctx, rec); err != nil {
+			logger.Error(err, "OCI runtime could not delete an uncreated task")
+		}
+		if err := r.removeTask(ctx, rec); err != nil {
+			logger.Error(err, "Failed to remove an uncreated task")
+		}
 	case shim == nil:
 		// The shim is dead: clean up after it, with the exit it recorded.
 		logger.Info("Shim of task is dead; cleaning up")

@@ -666,3 +666,34 @@ func TestInvalidIDs(t *testing.T) {
 		t.Fatalf("invalid ids touched the disk: %v", entries)
 	}
 }
+
+// TestRestoreUncreatedTask: the daemon died between starting a task's shim
+// and asking it to create the process. Restore must remove the shim, the
+// bundle and the record, and report no task.
+func TestRestoreUncreatedTask(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.open()
+	ctx := context.Background()
+	rec := taskRecord{Namespace: testNS, ID: "halfway", Bundle: r.layout.bundle(testNS, "halfway"), Socket: r.layout.socket(testNS, "halfway"),
+		Runtime: RuntimeOpts{Binary: "runc", Root: filepath.Join(e.state, "runtime", "runc", testNS)}, CreatedAt: time.Now()}
+	if err := e.st.Create(ctx, store.KindTasks, taskKey(testNS, "halfway"), rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeSpec(rec.Bundle, e.spec("halfway", "true")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.startShim(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	r.Close() // the "crash": no Create was sent
+
+	r2, _ := e.open()
+	if _, err := r2.Get(testNS, "halfway"); !errdefs.IsNotFound(err) {
+		t.Fatalf("an uncreated task was restored: %v", err)
+	}
+	var left taskRecord
+	if err := e.st.Get(ctx, store.KindTasks, taskKey(testNS, "halfway"), &left); !errdefs.IsNotFound(err) {
+		t.Fatalf("its record is still in the store: %v", err)
+	}
+	e.assertClean("halfway")
+}

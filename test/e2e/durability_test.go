@@ -7,8 +7,11 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,6 +37,7 @@ func takeSnapshot(t *testing.T) snapshot {
 	t.Helper()
 	ctx := context.Background()
 	s := snapshot{pods: map[string]*runtimeapi.PodSandboxStatus{}, containers: map[string]*runtimeapi.ContainerStatus{}}
+	rememberNet() // the pods' veths and IPs, for the leak checks after their removal
 	pods, err := env.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -109,10 +113,22 @@ func checkCounterLog(t *testing.T, path string) (int, time.Duration) {
 	return next, maxGap
 }
 
+// checkLeaksAfter registers, before the test's pods (t.Cleanup runs last
+// registered first), a leak check of *ids once they are all removed.
+func checkLeaksAfter(t *testing.T, ids *[]string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if l := leaks(*ids...); len(l) > 0 {
+			t.Errorf("leaks after removal: %v", l)
+		}
+	})
+}
+
 func TestDaemonRestartWithLivePods(t *testing.T) {
 	pullImage(t, e2eBusybox)
 	const pods = 10
 	var ids []string
+	checkLeaksAfter(t, &ids)
 	counters := map[string]bool{}
 	for i := range pods {
 		p := runPod(t, fmt.Sprintf("live-%d", i))
@@ -172,6 +188,8 @@ func TestDaemonRestartWithLivePods(t *testing.T) {
 
 func TestExitsWhileDaemonDown(t *testing.T) {
 	pullImage(t, e2eBusybox)
+	var ids []string
+	checkLeaksAfter(t, &ids)
 	p := runPod(t, "exit-down")
 	gate := "/dev/shm/go" // the containers exit once the daemon is down
 	mk := func(script string) *runtimeapi.ContainerConfig {
@@ -182,6 +200,8 @@ func TestExitsWhileDaemonDown(t *testing.T) {
 	oomCfg := mk("exec dd if=/dev/zero of=/dev/null bs=64M count=1")
 	oomCfg.Linux = &runtimeapi.LinuxContainerConfig{Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 20 << 20}}
 	oom := p.container(t, "oom", oomCfg, true)
+	ids = append(ids, p.id, zero, three, oom)
+	rememberNet()
 	// The pod's /dev/shm is a tmpfs in its sandbox dir on the host: one
 	// file written there, while no daemon runs, releases all three.
 	down := func() {
@@ -234,6 +254,7 @@ func TestDeadShims(t *testing.T) {
 	t.Run("pause shim", func(t *testing.T) {
 		p := runPod(t, "deadpause")
 		c := p.container(t, "sleeper", sh("sleep 100000"), true)
+		rememberNet()
 		killShim(t, p.id)
 		deadline := time.Now().Add(20 * time.Second)
 		for {
@@ -371,7 +392,12 @@ func TestRebootLikeStart(t *testing.T) {
 	ctx := context.Background()
 	p := runPod(t, "reboot")
 	c := p.container(t, "survivor", sh("sleep 100000"), true)
+	rememberNet()
 	rebootDaemon(t)
+	// A reboot empties cgroupfs as well; rebootDaemon only kills the
+	// processes, so the killed pod's and container's cgroups go here, as
+	// the machine would take them.
+	wipeCgroups(t, p.id, c)
 	ps, err := env.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: p.id})
 	if err != nil || ps.GetStatus().GetState() != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
 		t.Fatalf("pod after a reboot: %v %v, want NOTREADY", ps.GetStatus().GetState(), err)
@@ -502,5 +528,134 @@ func TestSocketSecurity(t *testing.T) {
 	}
 	if !strings.HasPrefix(resp.GetUrl(), "http://127.0.0.1:") {
 		t.Fatalf("streaming URL %q is not on loopback", resp.GetUrl())
+	}
+}
+
+// TestLeakCheckFindsPlantedLeaks shows the host leak checks can fail: it
+// plants one leak of each kind for a made-up id, as a dead pod would leave
+// it, and wants leaks(id) to report every one, and nothing once removed.
+func TestLeakCheckFindsPlantedLeaks(t *testing.T) {
+	requireEnv(t)
+	n, ok := runNetwork()
+	if !ok {
+		t.Skip("no CNI network of the run's own (E2E_DAEMON_CONFIG)")
+	}
+	rnd := make([]byte, 32)
+	if _, err := rand.Read(rnd); err != nil {
+		t.Fatal(err)
+	}
+	id := hex.EncodeToString(rnd)
+	run := func(argv ...string) {
+		t.Helper()
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v %s", argv, err, out)
+		}
+	}
+	want := map[string]string{} // kind → what must be named
+	// A container cgroup, where runc puts it by default.
+	cg := filepath.Join("/sys/fs/cgroup/pids/cri-runtime", id)
+	if err := os.MkdirAll(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(cg) })
+	want["cgroup"] = cg
+	// A host-local reservation: an IP at the far end of the run's /16, the
+	// file created exclusively so nobody's real reservation is touched.
+	ip := "10.99.255.253"
+	res := filepath.Join(n.dataDir, n.name, ip)
+	if err := os.MkdirAll(filepath.Dir(res), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(res, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatalf("plant reservation: %v", err)
+	}
+	_, _ = f.WriteString(id + "\r\neth0")
+	f.Close()
+	t.Cleanup(func() { _ = os.Remove(res) })
+	want["IP reservation"] = res
+	// A veth pair with one end on the bridge, and the CNI cache entry that
+	// ties it to the pod (removed before the check: the veth must still be
+	// found through what rememberNet recorded).
+	if _, err := os.Stat(filepath.Join("/sys/class/net", n.bridge)); err != nil {
+		runPod(t, "leakcheck-bridge") // the bridge plugin makes the bridge
+	}
+	veth := "veth" + id[:8]
+	run("ip", "link", "add", veth, "type", "veth", "peer", "name", "vpeer"+id[:8])
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", veth).Run() })
+	run("ip", "link", "set", veth, "master", n.bridge)
+	want["veth"] = veth
+	if err := os.MkdirAll(cacheResults(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(cacheResults(), n.name+"-"+id+"-eth0")
+	entry := fmt.Sprintf(`{"kind":"cniCacheV1","containerId":%q,"result":{"interfaces":[{"name":%q},{"name":%q},{"name":"eth0","sandbox":"/x"}],"ips":[{"address":"%s/16"}]}}`, id, n.bridge, veth, ip)
+	if err := os.WriteFile(cache, []byte(entry), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(cache) })
+	want["CNI cache entry"] = cache
+	// The bridge plugin's masquerade chain for the pod, with a rule naming
+	// it (never jumped to, so harmless).
+	chain := cniChain("CNI-", n.name, id)
+	run("iptables", "-t", "nat", "-N", chain)
+	t.Cleanup(func() {
+		_ = exec.Command("iptables", "-t", "nat", "-F", chain).Run()
+		_ = exec.Command("iptables", "-t", "nat", "-X", chain).Run()
+	})
+	run("iptables", "-t", "nat", "-A", chain, "-d", ip+"/32", "-m", "comment", "--comment", fmt.Sprintf("name: %q id: %q", n.name, id), "-j", "RETURN")
+	want["iptables"] = chain
+
+	got := leaks(id)
+	t.Logf("leaks(%.12s) with everything planted:\n  %s", id, strings.Join(got, "\n  "))
+	for kind, name := range want {
+		found := false
+		for _, l := range got {
+			if strings.HasPrefix(l, kind) && strings.Contains(l, name) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("the %s leak (%s) is not reported", kind, name)
+		}
+	}
+	// The veth is still found when only what rememberNet recorded ties it
+	// to the pod.
+	_ = os.Remove(cache)
+	if l := strings.Join(leaks(id), "\n"); !strings.Contains(l, "veth "+veth) {
+		t.Errorf("the veth is not reported once the cache entry is gone:\n%s", l)
+	}
+	_ = exec.Command("iptables", "-t", "nat", "-F", chain).Run()
+	_ = exec.Command("iptables", "-t", "nat", "-X", chain).Run()
+	_ = exec.Command("ip", "link", "del", veth).Run()
+	_ = os.Remove(res)
+	_ = os.Remove(cg)
+	if l := leaks(id); len(l) > 0 {
+		t.Errorf("still reported after the planted leaks were removed: %v", l)
+	}
+	netOf.Lock()
+	delete(netOf.m, id)
+	netOf.Unlock()
+}
+
+// wipeCgroups removes the (emptied) cgroups of ids, waiting for their
+// killed processes to be gone: what a reboot does to them.
+func wipeCgroups(t *testing.T, ids ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		for _, d := range cgroupDirs(ids) {
+			if e := os.Remove(d); e != nil && !os.IsNotExist(e) {
+				err = e
+			}
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("remove the cgroups a reboot would take: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -20,6 +20,10 @@ func teardown(daemon *exec.Cmd, startedRegistry bool, shmBefore map[int]bool) []
 	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "e2e teardown: "+format+"\n", args...) }
 
 	if daemon != nil && env.rt != nil {
+		// The veths and IPs of the pods still there, from the CNI cache,
+		// before their removal deletes it: a veth left on the bridge can
+		// then still be tied to its pod.
+		rememberNet()
 		removeAll(logf)
 		// With every pod gone, no shim of this run may be alive.
 		for _, p := range ourShims() {
@@ -43,6 +47,12 @@ func teardown(daemon *exec.Cmd, startedRegistry bool, shmBefore map[int]bool) []
 		for _, n := range netnsFiles() {
 			found = append(found, "netns file after the daemon stopped: "+n)
 		}
+		// On the shared host, only what names an id of this run counts.
+		hostFound := hostLeaks(runIDs())
+		for _, l := range hostFound {
+			found = append(found, l+" after the daemon stopped")
+		}
+		cleanHostLeaks(runIDs(), logf)
 	}
 	// Clean up whatever is left, leak or not.
 	if env.tmp != "" {

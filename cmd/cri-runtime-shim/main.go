@@ -84,7 +84,10 @@ func run(cfg service.Config, socket string, ready *os.File, log *slog.Logger) er
 	defer cancel()
 
 	// The reaper must be in place before the first child: it reaps them all,
-	// and go-runc gets runc's own exits back through the Monitor.
+	// and go-runc gets runc's own exits back through the Monitor. New
+	// listens for SIGCHLD at once; were that left to the Run goroutine, a
+	// runc that exited before it got going would never be reaped, and its
+	// create would hang (seen once in the pkg/cri tests).
 	r := reaper.New()
 	go r.Run(ctx)
 	runc.Monitor = reaper.NewMonitor(r)

@@ -33,13 +33,17 @@ const subscriberBuffer = 128
 // Reaper reaps children on SIGCHLD and publishes their exits to every
 // subscriber.
 type Reaper struct {
+	sigs chan os.Signal
 	mu   sync.Mutex
 	subs map[chan Exit]struct{}
 }
 
-// New returns a reaper; call Run to start reaping.
+// New returns a reaper that already listens for SIGCHLD (so no child's exit
+// can fall between New and Run); call Run to start reaping.
 func New() *Reaper {
-	return &Reaper{subs: map[chan Exit]struct{}{}}
+	r := &Reaper{sigs: make(chan os.Signal, 32), subs: map[chan Exit]struct{}{}}
+	signal.Notify(r.sigs, unix.SIGCHLD)
+	return r
 }
 
 // Subscribe returns a channel that receives every exit from now on.
@@ -58,16 +62,16 @@ func (r *Reaper) Unsubscribe(c chan Exit) {
 	r.mu.Unlock()
 }
 
-// Run reaps until ctx is done. It must be started before any child.
+// Run reaps until ctx is done. Children that exited before it runs are
+// reaped at once: their SIGCHLD was queued since New.
 func (r *Reaper) Run(ctx context.Context) {
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, unix.SIGCHLD)
-	defer signal.Stop(sigs)
+	defer signal.Stop(r.sigs)
+	r.reap()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-sigs:
+		case <-r.sigs:
 			r.reap()
 		}
 	}

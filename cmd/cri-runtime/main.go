@@ -152,6 +152,9 @@ func run(f flags, cfg Config) error {
 	select {
 	case <-ctx.Done():
 		logger.Info("Shutting down; containers keep running")
+		// End the event streams first: GracefulStop waits for every open
+		// stream, and a kubelet's GetContainerEvents never ends by itself.
+		svc.Close()
 		srv.GracefulStop()
 		return nil
 	case err := <-serveErr:

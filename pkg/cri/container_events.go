@@ -88,7 +88,17 @@ type eventBroadcaster struct {
 
 	mu   sync.Mutex
 	subs map[*eventSubscriber]struct{}
+	// replay holds the events published while the daemon restored its
+	// state (exits that happened while it was down), for subscribers that
+	// (re)connect soon after; replayUntil ends that (zero: still restoring).
+	replay      []*runtimeapi.ContainerEventResponse
+	restored    bool
+	replayUntil time.Time
 }
+
+// replayWindow is how long after start-up a new subscriber is handed the
+// events of the restore: long enough for a kubelet to reconnect.
+const replayWindow = 2 * time.Minute
 
 type eventSubscriber struct {
 	ch  chan *runtimeapi.ContainerEventResponse
@@ -102,9 +112,24 @@ func newEventBroadcaster(buffer int) *eventBroadcaster {
 func (b *eventBroadcaster) subscribe() *eventSubscriber {
 	sub := &eventSubscriber{ch: make(chan *runtimeapi.ContainerEventResponse, b.buffer), cut: make(chan struct{})}
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.restored && time.Now().After(b.replayUntil) {
+		b.replay = nil
+	}
+	for _, ev := range b.replay {
+		sub.ch <- ev // replay is never longer than the buffer
+	}
 	b.subs[sub] = struct{}{}
-	b.mu.Unlock()
 	return sub
+}
+
+// restoreDone ends the recording of restore events; they are replayed to
+// subscribers for replayWindow more.
+func (b *eventBroadcaster) restoreDone() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.restored = true
+	b.replayUntil = time.Now().Add(replayWindow)
 }
 
 // close tells every subscriber, current and future, to end (its closed
@@ -121,6 +146,9 @@ func (b *eventBroadcaster) unsubscribe(sub *eventSubscriber) {
 func (b *eventBroadcaster) publish(ev *runtimeapi.ContainerEventResponse) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !b.restored && len(b.replay) < b.buffer {
+		b.replay = append(b.replay, ev)
+	}
 	for sub := range b.subs {
 		select {
 		case sub.ch <- ev:

@@ -140,3 +140,40 @@ func TestEventStagesPrunesTombstones(t *testing.T) {
 		t.Fatal("an expired tombstone was kept")
 	}
 }
+
+// TestBroadcasterReplaysRestoreEvents: what is published while the daemon
+// restores (exits found at start-up) reaches subscribers that connect soon
+// after; live events after restore, and the restore events once the window
+// has passed, do not.
+func TestBroadcasterReplaysRestoreEvents(t *testing.T) {
+	b := newEventBroadcaster(8)
+	restored := &runtimeapi.ContainerEventResponse{ContainerId: "exited-while-down"}
+	b.publish(restored)
+	b.restoreDone()
+	b.publish(&runtimeapi.ContainerEventResponse{ContainerId: "live"})
+
+	sub := b.subscribe()
+	select {
+	case ev := <-sub.ch:
+		if ev.GetContainerId() != "exited-while-down" {
+			t.Fatalf("first replayed event %q", ev.GetContainerId())
+		}
+	default:
+		t.Fatal("a subscriber after restore got no replay")
+	}
+	select {
+	case ev := <-sub.ch:
+		t.Fatalf("replayed a live event published before subscribing: %q", ev.GetContainerId())
+	default:
+	}
+
+	b.mu.Lock()
+	b.replayUntil = time.Now().Add(-time.Second) // the window has passed
+	b.mu.Unlock()
+	late := b.subscribe()
+	select {
+	case ev := <-late.ch:
+		t.Fatalf("a late subscriber got a stale replay: %q", ev.GetContainerId())
+	default:
+	}
+}

@@ -101,7 +101,9 @@ func (s *Service) reconcile(ctx context.Context) {
 			return st, nil
 		}); err != nil {
 			logger.Error(err, "Failed to mark a sandbox without a task NOTREADY", "podSandboxID", sb.Meta.ID)
+			continue
 		}
+		s.publishSandboxEvent(ctx, sb, evStopped)
 	}
 	for _, c := range s.containers.List() {
 		if c.Status().FinishedAt != 0 {
@@ -112,7 +114,9 @@ func (s *Service) reconcile(ctx context.Context) {
 			select {
 			case <-t.Exited():
 				if e, err := t.Wait(ctx); err == nil {
-					_ = c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) { return exited(st, e), nil })
+					if c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) { return exited(st, e), nil }) == nil {
+						s.publishContainerEvent(ctx, c, evStopped)
+					}
 				}
 			default:
 			}
@@ -128,7 +132,9 @@ func (s *Service) reconcile(ctx context.Context) {
 			return st, nil
 		}); err != nil {
 			logger.Error(err, "Failed to mark a container without a task EXITED", "containerID", c.Meta.ID)
+			continue
 		}
+		s.publishContainerEvent(ctx, c, evStopped)
 	}
 }
 

@@ -200,6 +200,7 @@ func (s *Service) Start(ctx context.Context) error {
 	for name := range s.cfg.Runtimes {
 		s.features(name)
 	}
+	s.observer().events.restoreDone()
 	s.ready.Store(true)
 	return nil
 }

@@ -58,9 +58,10 @@ func rebootDaemon(t *testing.T) {
 		for _, p := range ourShims() {
 			_ = syscall.Kill(p.pid, syscall.SIGKILL)
 		}
-		// The containers' processes go with the machine: runc's state knows
-		// them; kill them through their cgroups' procs.
-		killContainersUnder(filepath.Join(env.state, "runtime"))
+		// The containers' processes go with the machine (runc's state knows
+		// them), and so do their cgroups: cgroupfs starts empty too.
+		ids := killContainersUnder(filepath.Join(env.state, "runtime"))
+		wipeCgroups(t, ids...)
 		for _, m := range mountsUnder(env.state) {
 			_ = unix.Unmount(m, unix.MNT_DETACH)
 		}
@@ -71,8 +72,9 @@ func rebootDaemon(t *testing.T) {
 }
 
 // killContainersUnder SIGKILLs the init of every container whose runc state
-// lies under dir (runc's state.json names its init pid).
-func killContainersUnder(dir string) {
+// lies under dir (runc's state.json names its init pid) and returns their ids.
+func killContainersUnder(dir string) []string {
+	var ids []string
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || d.Name() != "state.json" {
 			return nil
@@ -80,6 +82,7 @@ func killContainersUnder(dir string) {
 		var st struct {
 			InitProcessPid int `json:"init_process_pid"`
 		}
+		ids = append(ids, filepath.Base(filepath.Dir(p)))
 		if data, err := os.ReadFile(p); err == nil && jsonUnmarshal(data, &st) == nil && st.InitProcessPid > 0 {
 			if err := syscall.Kill(st.InitProcessPid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 				return nil
@@ -87,6 +90,7 @@ func killContainersUnder(dir string) {
 		}
 		return nil
 	})
+	return ids
 }
 
 func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -394,10 +394,6 @@ func TestRebootLikeStart(t *testing.T) {
 	c := p.container(t, "survivor", sh("sleep 100000"), true)
 	rememberNet()
 	rebootDaemon(t)
-	// A reboot empties cgroupfs as well; rebootDaemon only kills the
-	// processes, so the killed pod's and container's cgroups go here, as
-	// the machine would take them.
-	wipeCgroups(t, p.id, c)
 	ps, err := env.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: p.id})
 	if err != nil || ps.GetStatus().GetState() != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
 		t.Fatalf("pod after a reboot: %v %v, want NOTREADY", ps.GetStatus().GetState(), err)

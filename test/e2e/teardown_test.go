@@ -60,6 +60,11 @@ func teardown(daemon *exec.Cmd, startedRegistry bool, shmBefore map[int]bool) []
 			logf("killing leftover shim %d", p.pid)
 			_ = syscall.Kill(p.pid, syscall.SIGKILL)
 		}
+		// A leftover shim's container outlives it (re-parented to init):
+		// kill what runc still knows of, as a reboot would.
+		for _, id := range killContainersUnder(filepath.Join(env.state, "runtime")) {
+			logf("killed leftover container %s", id)
+		}
 		for _, m := range mountsUnder(env.tmp) {
 			if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
 				logf("unmount %s: %v", m, err)

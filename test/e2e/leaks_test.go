@@ -554,10 +554,63 @@ func cleanHostLeaks(ids []string, logf func(string, ...any)) {
 		}
 	}
 	if n, ok := runNetwork(); ok {
-		for _, r := range reservations(n, ids) {
+		reserved := reservations(n, ids)
+		if err := cleanIPTables(n, ids, reserved); err != nil {
+			logf("remove iptables rules: %v", err)
+		}
+		for _, r := range reserved {
 			if err := os.Remove(r.file); err != nil {
 				logf("remove IP reservation %s: %v", r.file, err)
 			}
 		}
 	}
+}
+
+// cleanIPTables deletes the rules and chains iptablesRules finds for ids,
+// table by table, through iptables-restore --noflush (which takes -D, -F
+// and -X lines, quoting and all, as iptables-save prints them).
+func cleanIPTables(n cniNet, ids []string, reserved []reservation) error {
+	leaked := map[string]bool{}
+	for _, l := range iptablesRules(n, ids, reserved) {
+		leaked[l] = true
+	}
+	if len(leaked) == 0 {
+		return nil
+	}
+	for _, table := range []string{"nat", "filter", "mangle"} {
+		out, err := exec.Command("iptables-save", "-t", table).Output()
+		if err != nil {
+			continue
+		}
+		var dels, chains []string
+		for _, line := range strings.Split(string(out), "\n") {
+			switch {
+			case strings.HasPrefix(line, "-A ") && leaked[strings.TrimSpace(line)]:
+				dels = append(dels, "-D "+strings.TrimPrefix(line, "-A "))
+			case strings.HasPrefix(line, ":") && leaked[strings.TrimSpace(line)]:
+				chains = append(chains, strings.Fields(strings.TrimPrefix(line, ":"))[0])
+			}
+		}
+		if len(dels)+len(chains) == 0 {
+			continue
+		}
+		var in strings.Builder
+		fmt.Fprintf(&in, "*%s\n", table)
+		for _, d := range dels {
+			in.WriteString(d + "\n")
+		}
+		for _, c := range chains {
+			fmt.Fprintf(&in, "-F %s\n", c)
+		}
+		for _, c := range chains {
+			fmt.Fprintf(&in, "-X %s\n", c)
+		}
+		in.WriteString("COMMIT\n")
+		cmd := exec.Command("iptables-restore", "--noflush")
+		cmd.Stdin = strings.NewReader(in.String())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("iptables-restore (%s): %v: %s", table, err, out)
+		}
+	}
+	return nil
 }

@@ -105,14 +105,16 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox, meta *contai
 	if err != nil {
 		return err
 	}
+	in.VolumesDir = s.volumesDir(meta.ID)
 	gen, err := spec.ContainerSpec(meta.ID, specCfg, in, spec.WithConfig(s.cfg.Containers), spec.WithOOMScoreAdjFloor(s.oomFloor),
 		spec.WithCapabilityBound(s.ownCaps))
 	if err != nil {
 		return err
 	}
-	for _, v := range gen.Volumes {
-		if err := os.MkdirAll(v.HostPath, 0o755); err != nil {
-			return fmt.Errorf("create image volume %s: %w", v.ContainerPath, err)
+	if len(gen.Volumes) > 0 {
+		undo.add("remove anonymous volumes", func(context.Context) error { return os.RemoveAll(s.volumesDir(meta.ID)) })
+		if err := createVolumes(rootfs, gen.Volumes); err != nil {
+			return err
 		}
 	}
 	user := gen.CRIUser().GetLinux()
@@ -173,8 +175,7 @@ func (s *Service) containerInput(sb *sandbox, img image.Image, rootfs string, cf
 			Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, WorkingDir: img.Config.WorkingDir,
 			StopSignal: img.Config.StopSignal, Volumes: img.Config.Volumes,
 		},
-		Rootfs:     rootfs,
-		VolumesDir: filepath.Join(s.rootDir, "volumes"),
+		Rootfs: rootfs,
 	}
 	if target := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetTargetId(); target != "" {
 		t, err := s.tasks.Get(taskNamespace, target)

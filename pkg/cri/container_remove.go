@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"fmt"
+	"os"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -55,6 +56,9 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	}
 	if err := s.releaseImageVolumes(ctx, c.Meta); err != nil {
 		return err
+	}
+	if err := os.RemoveAll(s.volumesDir(c.Meta.ID)); err != nil {
+		return fmt.Errorf("remove anonymous volumes of container %s: %w", c.Meta.ID, err)
 	}
 	if err := s.deleteContainerRecord(ctx, c.Meta.ID); err != nil {
 		return err

@@ -68,6 +68,7 @@ func (s *Service) restore(ctx context.Context) error {
 	s.removeOrphanTasks(ctx)
 	s.removeOrphanSandboxes(ctx)
 	s.removeOrphanRootfs(ctx)
+	s.removeOrphanVolumes(ctx)
 	s.removeOrphanImageMounts(ctx)
 	evCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	prev := s.cancel
@@ -193,6 +194,24 @@ func (s *Service) removeOrphanRootfs(ctx context.Context) {
 		}
 		if err := s.images.RemoveRootfs(ctx, id); err != nil && !errdefs.IsNotFound(err) {
 			logger.Error(err, "Failed to release an orphan rootfs", "containerID", id)
+		}
+	}
+}
+
+// removeOrphanVolumes removes anonymous volume dirs of containers that no
+// longer exist (a create cut short by a crash).
+func (s *Service) removeOrphanVolumes(ctx context.Context) {
+	entries, err := os.ReadDir(filepath.Dir(s.volumesDir("x")))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		id := e.Name()
+		if c, err := s.containers.Get(id); err == nil && c.Meta.ID == id {
+			continue
+		}
+		if err := os.RemoveAll(s.volumesDir(id)); err != nil {
+			klog.FromContext(ctx).Error(err, "Failed to remove orphan anonymous volumes", "containerID", id)
 		}
 	}
 }

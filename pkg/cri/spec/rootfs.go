@@ -36,7 +36,7 @@ func readRootFile(rootfs, name string) ([]byte, error) {
 		return nil, fmt.Errorf("open rootfs %s: %v: %w", rootfs, err, errdefs.ErrFailedPrecondition)
 	}
 	defer root.Close()
-	rel, err := resolveInRoot(root, name)
+	rel, err := ResolveInRoot(root, name)
 	if err != nil {
 		return nil, err
 	}
@@ -68,9 +68,10 @@ func readRootFile(rootfs, name string) ([]byte, error) {
 	return data, nil
 }
 
-// resolveInRoot resolves name to a symlink-free path relative to root,
-// one component at a time.
-func resolveInRoot(root *os.Root, name string) (string, error) {
+// ResolveInRoot resolves name to a symlink-free path relative to root, one
+// component at a time, as the container would see it: an absolute symlink
+// starts again from root and ".." never climbs above it.
+func ResolveInRoot(root *os.Root, name string) (string, error) {
 	pending := strings.Split(name, "/")
 	var resolved []string
 	hops := 0

@@ -56,19 +56,31 @@ func NewNamedNetNS(dir, name string) (_ *NetNS, retErr error) {
 	}()
 
 	// unshare(CLONE_NEWNET) moves only the calling thread. Do it on a
-	// dedicated, locked thread that is never unlocked: when the goroutine
-	// returns, the Go runtime terminates that thread instead of handing a
-	// thread in the wrong namespace to other goroutines.
+	// locked thread, and put the thread back into its namespace before
+	// unlocking it. Should that fail, the thread stays locked and the Go
+	// runtime ends it with the goroutine — unless it is the main thread,
+	// which Go parks instead, holding the new namespace alive: hence the
+	// way back rather than relying on thread exit alone.
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		orig, err := unix.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("open current network namespace: %w", err)
+			return
+		}
+		defer unix.Close(orig)
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("unshare network namespace: %w", err)
 			return
 		}
 		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
-		if err := unix.Mount(src, p, "none", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("bind mount netns at %s: %w", p, err)
+		mountErr := unix.Mount(src, p, "none", unix.MS_BIND, "")
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err == nil {
+			runtime.UnlockOSThread()
+		}
+		if mountErr != nil {
+			errc <- fmt.Errorf("bind mount netns at %s: %w", p, mountErr)
 			return
 		}
 		errc <- nil

@@ -121,19 +121,11 @@ func (s *Service) viewMountsLocked(rec imageMountRecord) ([]Mount, error) {
 		}
 		return []Mount{{Type: "bind", Source: filepath.Join(s.layerDir(rec.DiffIDs[0]), "diff"), Options: []string{"bind", "ro"}}}, nil
 	}
-	lowers := make([]string, 0, len(rec.DiffIDs))
-	for i := len(rec.DiffIDs) - 1; i >= 0; i-- {
-		l, ok := s.layers[rec.DiffIDs[i]]
-		if !ok {
-			return nil, fmt.Errorf("layer %s of image %s: %w", rec.DiffIDs[i], rec.ImageID, errdefs.ErrNotFound)
-		}
-		lowers = append(lowers, filepath.Join(s.linksDir(), l.Short))
+	lowers, err := s.lowerDirsLocked(rec.ImageID, rec.DiffIDs)
+	if err != nil {
+		return nil, err
 	}
-	opts := []string{"lowerdir=" + strings.Join(lowers, ":"), "ro"}
-	if n := len(strings.Join(opts, ",")); n >= pageSize {
-		return nil, fmt.Errorf("overlay options for %d layers are %d bytes, more than a page: %w", len(lowers), n, errdefs.ErrResourceExhausted)
-	}
-	return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}, nil
+	return overlayMount(lowers, "ro")
 }
 
 // ImageMounts lists the IDs of the recorded image mounts, sorted (for the

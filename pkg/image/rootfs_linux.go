@@ -181,20 +181,35 @@ func (s *Service) mountsLocked(rec rootfsRecord) ([]Mount, error) {
 	if len(rec.DiffIDs) == 0 {
 		return nil, fmt.Errorf("image %s has no layers: %w", rec.ImageID, errdefs.ErrFailedPrecondition)
 	}
-	lowers := make([]string, 0, len(rec.DiffIDs))
-	for i := len(rec.DiffIDs) - 1; i >= 0; i-- {
-		l, ok := s.layers[rec.DiffIDs[i]]
+	lowers, err := s.lowerDirsLocked(rec.ImageID, rec.DiffIDs)
+	if err != nil {
+		return nil, err
+	}
+	dir := s.containerDir(rec.ContainerID)
+	return overlayMount(lowers,
+		"upperdir="+filepath.Join(dir, "upper"),
+		"workdir="+filepath.Join(dir, "work"),
+	)
+}
+
+// lowerDirsLocked lists the short links of an image's layers, top first,
+// as overlayfs's lowerdir wants them. Caller holds s.mu.
+func (s *Service) lowerDirsLocked(imageID string, diffIDs []string) ([]string, error) {
+	lowers := make([]string, 0, len(diffIDs))
+	for i := len(diffIDs) - 1; i >= 0; i-- {
+		l, ok := s.layers[diffIDs[i]]
 		if !ok {
-			return nil, fmt.Errorf("layer %s of image %s: %w", rec.DiffIDs[i], rec.ImageID, errdefs.ErrNotFound)
+			return nil, fmt.Errorf("layer %s of image %s: %w", diffIDs[i], imageID, errdefs.ErrNotFound)
 		}
 		lowers = append(lowers, filepath.Join(s.linksDir(), l.Short))
 	}
-	dir := s.containerDir(rec.ContainerID)
-	opts := []string{
-		"lowerdir=" + strings.Join(lowers, ":"),
-		"upperdir=" + filepath.Join(dir, "upper"),
-		"workdir=" + filepath.Join(dir, "work"),
-	}
+	return lowers, nil
+}
+
+// overlayMount is the overlay mount of lowers plus the other options,
+// refused when its options would not fit mount(2)'s one page.
+func overlayMount(lowers []string, more ...string) ([]Mount, error) {
+	opts := append([]string{"lowerdir=" + strings.Join(lowers, ":")}, more...)
 	if n := len(strings.Join(opts, ",")); n >= pageSize {
 		return nil, fmt.Errorf("overlay options for %d layers are %d bytes, more than a page: %w", len(lowers), n, errdefs.ErrResourceExhausted)
 	}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -108,4 +110,34 @@ func removeBundle(bundle string) error {
 		return err
 	}
 	return os.RemoveAll(bundle)
+}
+
+// shimBinaryName is the shim's file name, as its processes' argv[0] ends.
+const shimBinaryName = "cri-runtime-shim"
+
+// shimsOfBundle finds the shim processes serving bundle, by their command
+// line (-bundle <bundle>): the only handle on a shim that died before it
+// could answer, or that has not started answering yet.
+func shimsOfBundle(bundle string) []int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var out []int
+	for _, p := range procs {
+		data, err := os.ReadFile(p)
+		if err != nil || len(data) == 0 {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+		if filepath.Base(args[0]) != shimBinaryName {
+			continue
+		}
+		for i := 1; i+1 < len(args); i++ {
+			if args[i] == "-bundle" && args[i+1] == bundle {
+				if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
+					out = append(out, pid)
+				}
+				break
+			}
+		}
+	}
+	return out
 }

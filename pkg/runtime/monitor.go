@@ -141,6 +141,12 @@ func (r *Runtime) publishExit(ns, id string, e *Exit) {
 
 func (r *Runtime) cleanupRecord(ctx context.Context, rec taskRecord, known *Exit) (*Exit, error) {
 	logger := klog.FromContext(ctx).WithValues("taskID", rec.ID, "namespace", rec.Namespace)
+	// A shim that did not answer may still be starting (the daemon died
+	// just after launching it): it must not outlive its task's cleanup.
+	for _, pid := range shimsOfBundle(rec.Bundle) {
+		logger.Info("Killing a shim that never answered", "pid", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 	if err := forceDeleteOCI(ctx, rec); err != nil {
 		logger.Error(err, "OCI runtime could not delete the container of a dead shim")
 	}

@@ -35,6 +35,11 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
+	if os.Getenv("RUNTIME_TEST_SILENT_SHIM") == "1" {
+		// A stand-in for a shim that was launched but never answers.
+		time.Sleep(time.Hour)
+		return 0
+	}
 	dir, err := os.MkdirTemp("/tmp", "rtbin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -696,4 +701,43 @@ func TestRestoreUncreatedTask(t *testing.T) {
 		t.Fatalf("its record is still in the store: %v", err)
 	}
 	e.assertClean("halfway")
+}
+
+// TestRestoreKillsSilentShim: the daemon died just after launching a shim,
+// before the shim listened. Restore finds no answer, cleans the task up as
+// dead — and must not leave the starting shim process behind.
+func TestRestoreKillsSilentShim(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.open()
+	ctx := context.Background()
+	rec := taskRecord{Namespace: testNS, ID: "silent", Bundle: r.layout.bundle(testNS, "silent"), Socket: r.layout.socket(testNS, "silent"),
+		Runtime: RuntimeOpts{Binary: "runc", Root: filepath.Join(e.state, "runtime", "runc", testNS)}, CreatedAt: time.Now()}
+	if err := e.st.Create(ctx, store.KindTasks, taskKey(testNS, "silent"), rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeSpec(rec.Bundle, e.spec("silent", "true")); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := exec.Command(self)
+	fake.Args = []string{filepath.Join(filepath.Dir(shimBinary), "cri-runtime-shim"), "-id", "silent", "-bundle", rec.Bundle, "-socket", rec.Socket}
+	fake.Env = append(os.Environ(), "RUNTIME_TEST_SILENT_SHIM=1")
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- fake.Wait() }()
+	t.Cleanup(func() { _ = fake.Process.Kill() })
+
+	e.open()
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("restore left the silent shim running")
+	}
+	e.assertClean("silent")
 }

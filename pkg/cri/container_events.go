@@ -57,6 +57,12 @@ func (s *Service) GetContainerEvents(_ *runtimeapi.GetEventsRequest, stream grpc
 	defer o.events.unsubscribe(sub)
 	klog.FromContext(ctx).V(4).Info("Subscribed to container events")
 	for {
+		// A closing Service ends the stream first, even with events waiting.
+		select {
+		case <-o.events.closed:
+			return errEventsClosed
+		default:
+		}
 		select {
 		case ev := <-sub.ch:
 			if err := stream.Send(ev); err != nil {

@@ -1,72 +1,23 @@
 package cri
 
 import (
-	"bytes"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
+
+	"github.com/cri-runtime/cri-runtime/internal/testutil"
 )
-
-const registryBin = "/usr/bin/docker-registry"
-
-// startRegistry runs Debian's docker-registry on a free loopback port with
-// its storage in a temp dir and returns "127.0.0.1:<port>".
-func startRegistry(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(registryBin); err != nil {
-		t.Skipf("needs %s (hack/install-test-tools.sh installs it)", registryBin)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(registryBin, "serve", cfgPath)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := cmd.Process.Pid
-	t.Cleanup(func() {
-		unix.Kill(pid, unix.SIGKILL)
-		cmd.Wait()
-	})
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-	}
-	t.Fatalf("registry did not come up on %s:\n%s", addr, logs.String())
-	return ""
-}
 
 // TestImageServiceOverRealImages drives the CRI image RPCs over the real
 // image service, pulling from a real registry through a mirror: the image
@@ -78,7 +29,7 @@ func TestImageServiceOverRealImages(t *testing.T) {
 		t.Skip("needs root (the image service unpacks layers with their owners)")
 	}
 	_, ctx := ktesting.NewTestContext(t)
-	addr := startRegistry(t)
+	addr := testutil.StartRegistry(t)
 
 	img, err := random.Image(1024, 2)
 	if err != nil {

@@ -1,10 +1,8 @@
 package cri
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -26,6 +24,8 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/network"
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
+
+	"github.com/cri-runtime/cri-runtime/internal/testutil"
 )
 
 // Integration tests of pod sandboxes with real runc, shims, CNI plugins,
@@ -116,7 +116,7 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag := randHex(t, 4)
+	tag := testutil.RandHex(t, 4)
 	b := make([]byte, 2)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -150,14 +150,6 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	}
 	e.open()
 	return e
-}
-
-func randHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 const failAddPlugin = `#!/bin/sh
@@ -305,7 +297,7 @@ func (e *testEnv) cleanup() {
 	for i := 0; i < 10 && unix.Unmount(e.netnsDir(), unix.MNT_DETACH) == nil; i++ {
 	}
 	if out, err := exec.Command("iptables-save").Output(); err == nil {
-		if restore := cleanupRules(string(out), e.netName); restore != "" {
+		if restore := testutil.IPTablesCleanup(string(out), e.netName); restore != "" {
 			cmd := exec.Command("iptables-restore", "--noflush", "-w")
 			cmd.Stdin = strings.NewReader(restore)
 			_ = cmd.Run()
@@ -372,50 +364,6 @@ func mountsUnder(dir string) []string {
 		out[i], out[j] = out[j], out[i]
 	}
 	return out
-}
-
-// cleanupRules turns iptables-save output into iptables-restore input that
-// deletes every rule mentioning marker and the CNI chains they jump to.
-func cleanupRules(save, marker string) string {
-	var (
-		b      strings.Builder
-		table  string
-		dels   []string
-		chains []string
-	)
-	flush := func() {
-		if table != "" && (len(dels) > 0 || len(chains) > 0) {
-			fmt.Fprintf(&b, "*%s\n", table)
-			for _, d := range dels {
-				b.WriteString(d + "\n")
-			}
-			for _, c := range chains {
-				fmt.Fprintf(&b, "-F %s\n-X %s\n", c, c)
-			}
-			b.WriteString("COMMIT\n")
-		}
-		dels, chains = nil, nil
-	}
-	sc := bufio.NewScanner(strings.NewReader(save))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "*"):
-			flush()
-			table = line[1:]
-		case strings.HasPrefix(line, "-A ") && strings.Contains(line, marker):
-			dels = append(dels, "-D "+line[3:])
-			if i := strings.Index(line, " -j "); i >= 0 {
-				target := strings.Fields(line[i+4:])[0]
-				if strings.HasPrefix(target, "CNI-") && !strings.HasPrefix(target, "CNI-HOSTPORT-") {
-					chains = append(chains, target)
-				}
-			}
-		}
-	}
-	flush()
-	return b.String()
 }
 
 // podConfig is a minimal pod in the env's cgroup parent.

@@ -15,6 +15,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/cri-runtime/cri-runtime/internal/testutil"
 	"github.com/cri-runtime/cri-runtime/pkg/network"
 )
 
@@ -348,7 +349,7 @@ func TestSandboxRestart(t *testing.T) {
 
 	// A netns with a CNI attachment but no sandbox record: what a crash in
 	// the middle of RunPodSandbox leaves. The restart sweeps it.
-	orphan := strings.Repeat("0", 56) + randHex(t, 4)
+	orphan := strings.Repeat("0", 56) + testutil.RandHex(t, 4)
 	ns, err := network.NewNamedNetNS(e.netnsDir(), orphan)
 	if err != nil {
 		t.Fatal(err)

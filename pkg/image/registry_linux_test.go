@@ -8,12 +8,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -25,67 +23,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-runtime/cri-runtime/pkg/store"
+
+	"github.com/cri-runtime/cri-runtime/internal/testutil"
 )
-
-const registryBin = "/usr/bin/docker-registry"
-
-// startRegistry runs Debian's docker-registry on a free loopback port with
-// its storage in a temp dir, and returns "127.0.0.1:<port>".
-func startRegistry(t testing.TB) string {
-	t.Helper()
-	if _, err := os.Stat(registryBin); err != nil {
-		t.Skipf("needs %s (apt-get install docker-registry; hack/install-test-tools.sh does)", registryBin)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, filepath.Join(dir, "data"), addr)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(registryBin, "serve", cfgPath)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := cmd.Process.Pid
-	t.Cleanup(func() {
-		unix.Kill(pid, unix.SIGKILL)
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("registry did not come up: %v\n%s", err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // loopbackOnly is a transport that dials 127.0.0.1 only: no test packet
 // (DNS included) leaves the machine.
@@ -194,7 +134,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	requireRoot(t)
-	f := &fixture{addr: startRegistry(t), imgs: map[string]v1.Image{}}
+	f := &fixture{addr: testutil.StartRegistry(t), imgs: map[string]v1.Image{}}
 
 	// busybox: a file deleted and an opaque directory in the upper layer.
 	base := append(busyboxEntries(t),

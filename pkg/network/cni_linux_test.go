@@ -1,10 +1,8 @@
 package network
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/cri-runtime/cri-runtime/internal/testutil"
 )
 
 // Integration tests against Debian's containernetworking-plugins. Each test
@@ -64,19 +64,11 @@ type testNet struct {
 	m        *Manager
 }
 
-func randHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 func newTestNet(t *testing.T) *testNet {
 	t.Helper()
 	requireRoot(t)
 	requirePlugins(t)
-	id := randHex(t, 4)
+	id := testutil.RandHex(t, 4)
 	b := make([]byte, 2)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -156,7 +148,7 @@ func (tn *testNet) setup(t *testing.T, ctx context.Context, id string, ns *NetNS
 // whose comment names our network, the bridge, the netns mounts, the dirs.
 func (tn *testNet) cleanup(t *testing.T) {
 	if out, err := exec.Command("iptables-save").Output(); err == nil {
-		if restore := cleanupRules(string(out), tn.name); restore != "" {
+		if restore := testutil.IPTablesCleanup(string(out), tn.name); restore != "" {
 			cmd := exec.Command("iptables-restore", "--noflush", "-w")
 			cmd.Stdin = strings.NewReader(restore)
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -177,54 +169,6 @@ func (tn *testNet) cleanup(t *testing.T) {
 func unmountAll(dir string) {
 	for i := 0; i < 100 && unix.Unmount(dir, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW) == nil; i++ {
 	}
-}
-
-// cleanupRules turns iptables-save output into an iptables-restore input
-// that deletes every rule mentioning marker and flushes and deletes the
-// chains those rules jump to.
-func cleanupRules(save, marker string) string {
-	var (
-		b      strings.Builder
-		table  string
-		dels   []string
-		chains []string
-	)
-	flush := func() {
-		if table != "" && (len(dels) > 0 || len(chains) > 0) {
-			fmt.Fprintf(&b, "*%s\n", table)
-			for _, d := range dels {
-				b.WriteString(d + "\n")
-			}
-			for _, c := range chains {
-				fmt.Fprintf(&b, "-F %s\n", c)
-			}
-			for _, c := range chains {
-				fmt.Fprintf(&b, "-X %s\n", c)
-			}
-			b.WriteString("COMMIT\n")
-		}
-		dels, chains = nil, nil
-	}
-	sc := bufio.NewScanner(strings.NewReader(save))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "*"):
-			flush()
-			table = line[1:]
-		case strings.HasPrefix(line, "-A ") && strings.Contains(line, marker):
-			dels = append(dels, "-D "+line[3:])
-			if i := strings.Index(line, " -j "); i >= 0 {
-				target := strings.Fields(line[i+4:])[0]
-				if strings.HasPrefix(target, "CNI-") && !strings.HasPrefix(target, "CNI-HOSTPORT-") {
-					chains = append(chains, target)
-				}
-			}
-		}
-	}
-	flush()
-	return b.String()
 }
 
 // assertClean checks that nothing of ids is left on the host: no iptables
@@ -423,7 +367,7 @@ func TestSetupPingAndConnect(t *testing.T) {
 	tn := newTestNet(t)
 	_, ctx := ktesting.NewTestContext(t)
 	a, b := tn.newNS(t), tn.newNS(t)
-	idA, idB := "crt-a-"+randHex(t, 6), "crt-b-"+randHex(t, 6)
+	idA, idB := "crt-a-"+testutil.RandHex(t, 6), "crt-b-"+testutil.RandHex(t, 6)
 	resA := tn.setup(t, ctx, idA, a)
 	resB := tn.setup(t, ctx, idB, b)
 	t.Cleanup(func() {
@@ -478,7 +422,7 @@ func TestHostPort(t *testing.T) {
 	tn := newTestNet(t)
 	_, ctx := ktesting.NewTestContext(t)
 	ns := tn.newNS(t)
-	id := "crt-hp-" + randHex(t, 6)
+	id := "crt-hp-" + testutil.RandHex(t, 6)
 	hostPort := 30000 + int32(time.Now().UnixNano()%20000)
 	res := tn.setup(t, ctx, id, ns, PortMapping{ContainerPort: 8080, HostPort: hostPort, Protocol: "TCP"})
 	t.Cleanup(func() { _ = tn.m.Teardown(context.Background(), SetupRequest{ID: id, NetNS: ns.Path()}) })
@@ -517,7 +461,7 @@ func TestTeardownIdempotent(t *testing.T) {
 		tn := newTestNet(t)
 		_, ctx := ktesting.NewTestContext(t)
 		ns := tn.newNS(t)
-		id := "crt-tw-" + randHex(t, 6)
+		id := "crt-tw-" + testutil.RandHex(t, 6)
 		tn.setup(t, ctx, id, ns, PortMapping{ContainerPort: 80, HostPort: 30080})
 		for i := 0; i < 2; i++ {
 			if err := tn.m.Teardown(ctx, SetupRequest{ID: id, NetNS: ns.Path()}); err != nil {
@@ -534,7 +478,7 @@ func TestTeardownIdempotent(t *testing.T) {
 		tn := newTestNet(t)
 		_, ctx := ktesting.NewTestContext(t)
 		ns := tn.newNS(t)
-		id := "crt-nn-" + randHex(t, 6)
+		id := "crt-nn-" + testutil.RandHex(t, 6)
 		tn.setup(t, ctx, id, ns, PortMapping{ContainerPort: 80, HostPort: 30081})
 		if err := ns.Remove(); err != nil {
 			t.Fatal(err)
@@ -551,7 +495,7 @@ func TestTeardownIdempotent(t *testing.T) {
 		tn := newTestNet(t)
 		_, ctx := ktesting.NewTestContext(t)
 		ns := tn.newNS(t)
-		id := "crt-cd-" + randHex(t, 6)
+		id := "crt-cd-" + testutil.RandHex(t, 6)
 		res := tn.setup(t, ctx, id, ns, PortMapping{ContainerPort: 80, HostPort: 30082})
 		if err := os.RemoveAll(tn.confDir); err != nil {
 			t.Fatal(err)
@@ -587,7 +531,7 @@ func TestTeardownIdempotent(t *testing.T) {
 	t.Run("never set up", func(t *testing.T) {
 		tn := newTestNet(t)
 		_, ctx := ktesting.NewTestContext(t)
-		id := "crt-ns-" + randHex(t, 6)
+		id := "crt-ns-" + testutil.RandHex(t, 6)
 		if err := tn.m.Teardown(ctx, SetupRequest{ID: id, NetNS: filepath.Join(tn.netnsDir, "gone")}); err != nil {
 			t.Fatal(err)
 		}
@@ -616,7 +560,7 @@ func TestSetupFailureUndone(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns := tn.newNS(t)
-	id := "crt-fail-" + randHex(t, 6)
+	id := "crt-fail-" + testutil.RandHex(t, 6)
 	if _, err := tn.m.Setup(ctx, SetupRequest{ID: id, NetNS: ns.Path(), PortMappings: []PortMapping{{ContainerPort: 80, HostPort: 30083}}}); err == nil {
 		t.Fatal("Setup with a missing plugin succeeded")
 	} else if !strings.Contains(err.Error(), "crt-no-such-plugin") {
@@ -644,7 +588,7 @@ func TestParallelSetupTeardown(t *testing.T) {
 	nss := make([]*NetNS, n)
 	ips := make([]string, n)
 	for i := range n {
-		ids[i] = fmt.Sprintf("crt-par%02d-%s", i, randHex(t, 4))
+		ids[i] = fmt.Sprintf("crt-par%02d-%s", i, testutil.RandHex(t, 4))
 	}
 	run := func(f func(i int) error) {
 		t.Helper()

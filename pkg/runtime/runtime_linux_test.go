@@ -20,6 +20,8 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/shim/api"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
+
+	"github.com/cri-runtime/cri-runtime/internal/testutil"
 )
 
 const testNS = "rt-test"
@@ -64,33 +66,12 @@ func runTests(m *testing.M) int {
 			return 1
 		}
 		busyboxDir = filepath.Join(dir, "busybox")
-		if err := makeBusybox(busyboxDir); err != nil {
+		if err := testutil.BusyboxRootfs(busyboxDir); err != nil {
 			fmt.Fprintln(os.Stderr, "busybox rootfs:", err)
 			return 1
 		}
 	}
 	return m.Run()
-}
-
-func makeBusybox(dir string) error {
-	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp", "etc"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return err
-		}
-	}
-	data, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755); err != nil {
-		return err
-	}
-	for _, applet := range []string{"sh", "echo", "sleep", "cat", "true", "ls", "tty", "stty"} {
-		if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func requireRuntime(t *testing.T) {

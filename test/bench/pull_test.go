@@ -12,10 +12,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -27,53 +25,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"golang.org/x/sys/unix"
 
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
+
+	"github.com/cri-runtime/cri-runtime/internal/testutil"
 )
 
 const (
-	registryBin = "/usr/bin/docker-registry"
-	layerCount  = 20
-	layerBytes  = 2_500_000
+	layerCount = 20
+	layerBytes = 2_500_000
 )
-
-func startRegistry(b *testing.B) string {
-	b.Helper()
-	if _, err := os.Stat(registryBin); err != nil {
-		b.Skipf("needs %s (hack/install-test-tools.sh installs it)", registryBin)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := b.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(registryBin, "serve", filepath.Join(dir, "config.yml"))
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	pid := cmd.Process.Pid
-	b.Cleanup(func() { unix.Kill(pid, unix.SIGKILL); cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("registry did not come up")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // randomLayer is one file of n random (uncompressible) bytes.
 func randomLayer(b *testing.B, i, n int) v1.Layer {
@@ -102,7 +64,7 @@ func BenchmarkPull20Layers(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root (layer ownership, whiteouts)")
 	}
-	addr := startRegistry(b)
+	addr := testutil.StartRegistry(b)
 	var layers []v1.Layer
 	for i := range layerCount {
 		layers = append(layers, randomLayer(b, i, layerBytes))

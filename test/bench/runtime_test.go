@@ -32,6 +32,8 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
+
+	"github.com/cri-runtime/cri-runtime/internal/testutil"
 )
 
 const (
@@ -86,7 +88,7 @@ func newRTEnv(b *testing.B) *rtEnv {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("build shim: %v\n%s", err, out)
 	}
-	if err := makeBusyboxRootfs(e.busybox); err != nil {
+	if err := testutil.BusyboxRootfs(e.busybox); err != nil {
 		b.Fatal(err)
 	}
 	if e.st, err = store.Open(filepath.Join(dir, "meta.db")); err != nil {
@@ -174,27 +176,6 @@ func unmountUnder(dir string) {
 	for _, p := range points {
 		_ = unix.Unmount(p, unix.MNT_DETACH)
 	}
-}
-
-func makeBusyboxRootfs(dir string) error {
-	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp", "etc"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return err
-		}
-	}
-	data, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755); err != nil {
-		return err
-	}
-	for _, applet := range []string{"sh", "true", "sleep"} {
-		if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // taskSpec is the one config both sides run; root is "rootfs" (the

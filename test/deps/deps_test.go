@@ -104,6 +104,7 @@ var rules = []rule{
 		external: []string{"google.golang.org/grpc/codes", "google.golang.org/grpc/status"},
 	},
 	{pkgs: "test/e2e/...", ours: []string{}, oursDeep: true, tests: true},
+	{pkgs: "internal/testutil/...", ours: []string{}, oursDeep: true, source: "not in the table: helpers shared by tests"},
 	{pkgs: "test/bench/...", free: true, source: "not in the table: benchmarks"},
 	{pkgs: "test/deps/...", free: true, source: "not in the table: this test"},
 	{pkgs: "hack/...", free: true, source: "not in the table: build tools"},

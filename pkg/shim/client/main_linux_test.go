@@ -17,6 +17,8 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/shim/api"
 	"github.com/cri-runtime/cri-runtime/pkg/shim/client"
+
+	"github.com/cri-runtime/cri-runtime/internal/testutil"
 )
 
 // Integration tests: the real shim binary, real runc, a busybox rootfs.
@@ -63,31 +65,7 @@ func makeBusyboxRootfs(tmp string) (string, error) {
 		return "", nil // requireBinary skips
 	}
 	dir := filepath.Join(tmp, "busybox")
-	for _, d := range []string{"bin", "proc", "dev", "tmp", "etc"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return "", err
-		}
-	}
-	data, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bin/busybox"), data, 0o755); err != nil {
-		return "", err
-	}
-	list, err := exec.Command("/bin/busybox", "--list").Output()
-	if err != nil {
-		return "", fmt.Errorf("busybox --list: %v", err)
-	}
-	for _, applet := range strings.Fields(string(list)) {
-		if applet == "busybox" {
-			continue
-		}
-		if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil {
-			return "", err
-		}
-	}
-	return dir, nil
+	return dir, testutil.BusyboxRootfs(dir)
 }
 
 func requireRoot(t *testing.T) {

@@ -75,13 +75,6 @@ func (l *layer) hardlink(p, target string) {
 	l.entries[p] = &entry{hdr: tar.Header{Typeflag: tar.TypeLink, Name: p, Linkname: clean(target)}}
 }
 
-// symlink adds p pointing at target (kept verbatim).
-func (l *layer) symlink(p, target string) {
-	p = clean(p)
-	l.parents(p)
-	l.entries[p] = &entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: p, Linkname: target, Mode: 0o777}}
-}
-
 // tar writes the entries sorted by path, so directories come before their
 // content and hard-link targets (sorted earlier or not) are written first.
 func (l *layer) tar() ([]byte, error) {

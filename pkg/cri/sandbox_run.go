@@ -177,15 +177,6 @@ func sandboxHostname(cfg *runtimeapi.PodSandboxConfig) (string, error) {
 	return h, nil
 }
 
-// shmPath is the pod's shared /dev/shm on the host: the sandbox's tmpfs,
-// or the host's with host IPC.
-func (s *Service) shmPath(id string, cfg *runtimeapi.PodSandboxConfig) string {
-	if hostIPC(cfg) {
-		return "/dev/shm"
-	}
-	return s.sandboxFile(id, sandboxShmDir)
-}
-
 // prepareSandboxDir creates the sandbox dir and, unless the pod uses the
 // host's IPC namespace, mounts its /dev/shm tmpfs.
 func (s *Service) prepareSandboxDir(undo *rollback, id string, cfg *runtimeapi.PodSandboxConfig) error {

@@ -47,8 +47,6 @@ type layout struct {
 
 func (l layout) bundle(ns, id string) string { return filepath.Join(l.state, "tasks", ns, id) }
 
-func (l layout) namespaceDir(ns string) string { return filepath.Join(l.state, "tasks", ns) }
-
 func (l layout) socket(ns, id string) string {
 	sum := sha256.Sum256([]byte(ns + "/" + id))
 	return filepath.Join(l.state, "s", hex.EncodeToString(sum[:])[:24]+".sock")

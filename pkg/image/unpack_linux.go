@@ -186,6 +186,21 @@ func (u *unpacker) parent(rel string, create bool) (int, string, error) {
 	return fd, path.Base(rel), err
 }
 
+// replace opens rel's parent (made if missing) and removes whatever a
+// lower entry of the same layer left at rel, so that a non-directory can
+// be created there. The caller closes the returned fd.
+func (u *unpacker) replace(rel string) (int, string, error) {
+	pfd, base, err := u.parent(rel, true)
+	if err != nil {
+		return -1, "", err
+	}
+	if err := removeAt(pfd, base, false); err != nil {
+		unix.Close(pfd)
+		return -1, "", err
+	}
+	return pfd, base, nil
+}
+
 func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	rel, err := cleanName(hdr.Name)
 	if err != nil {
@@ -304,14 +319,11 @@ func (u *unpacker) regular(hdr *tar.Header, rel string, r io.Reader) error {
 	if hdr.Size < 0 || hdr.Size > u.opts.maxEntrySize {
 		return invalid("file declares %d bytes, the limit is %d (max_entry_size)", hdr.Size, u.opts.maxEntrySize)
 	}
-	pfd, base, err := u.parent(rel, true)
+	pfd, base, err := u.replace(rel)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(pfd)
-	if err := removeAt(pfd, base, false); err != nil {
-		return err
-	}
 	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
@@ -340,14 +352,11 @@ func (u *unpacker) regular(hdr *tar.Header, rel string, r io.Reader) error {
 type onlyWriter struct{ io.Writer }
 
 func (u *unpacker) symlink(hdr *tar.Header, rel string) error {
-	pfd, base, err := u.parent(rel, true)
+	pfd, base, err := u.replace(rel)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(pfd)
-	if err := removeAt(pfd, base, false); err != nil {
-		return err
-	}
 	// The target is stored as written: it is resolved later, inside the
 	// container's root, never by us.
 	if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
@@ -383,27 +392,21 @@ func (u *unpacker) hardlink(hdr *tar.Header, rel string) error {
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return invalid("hard link to directory %q", hdr.Linkname)
 	}
-	pfd, base, err := u.parent(rel, true)
+	pfd, base, err := u.replace(rel)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(pfd)
-	if err := removeAt(pfd, base, false); err != nil {
-		return err
-	}
 	// flags 0: a symlink target is linked itself, never followed.
 	return unix.Linkat(tfd, tbase, pfd, base, 0)
 }
 
 func (u *unpacker) device(hdr *tar.Header, rel string) error {
-	pfd, base, err := u.parent(rel, true)
+	pfd, base, err := u.replace(rel)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(pfd)
-	if err := removeAt(pfd, base, false); err != nil {
-		return err
-	}
 	mode := uint32(hdr.Mode & 0o7777)
 	switch hdr.Typeflag {
 	case tar.TypeChar:

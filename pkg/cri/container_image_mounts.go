@@ -160,6 +160,8 @@ func cleanSubPath(sub string) (string, error) {
 // again from root (as securejoin does), but a ".." that would climb above
 // root is refused rather than clamped. The result must be an existing
 // directory. The view is read-only, so what is resolved stays as it is.
+// (spec.ResolveInRoot, used for image files, clamps such a ".." instead:
+// an image_sub_path must fail rather than quietly name another dir.)
 func resolveSubPath(root, sub string) (string, error) {
 	clean, err := cleanSubPath(sub)
 	if err != nil {

@@ -643,3 +643,48 @@ func TestParallelSetupTeardown(t *testing.T) {
 	})
 	tn.assertClean(t, ids...)
 }
+
+// TestNewNetNSHasLoopbackUp: lo is up in every pinned namespace, so
+// 127.0.0.1 answers in pods whose CNI chain has no loopback plugin
+// (Flannel's, Calico's, Cilium's).
+func TestNewNetNSHasLoopbackUp(t *testing.T) {
+	requireRoot(t)
+	dir := filepath.Join(t.TempDir(), "netns")
+	t.Cleanup(func() { unmountAll(dir) })
+	ns, err := NewNamedNetNS(dir, "lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ns.Remove() })
+	if err := ns.Do(func() error {
+		lo, err := net.InterfaceByName("lo")
+		if err != nil {
+			return err
+		}
+		if lo.Flags&net.FlagUp == 0 {
+			return fmt.Errorf("lo is down: flags %v", lo.Flags)
+		}
+		// The listener's socket stays in the namespace; dial from here too.
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		go func() {
+			if c, err := ln.Accept(); err == nil {
+				_, _ = c.Write([]byte("hello"))
+				c.Close()
+			}
+		}()
+		got, err := readFrom(ln.Addr().String())
+		if err != nil {
+			return fmt.Errorf("127.0.0.1 does not answer: %w", err)
+		}
+		if got != "hello" {
+			return fmt.Errorf("read %q over loopback, want hello", got)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

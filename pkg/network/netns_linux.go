@@ -74,21 +74,52 @@ func NewNamedNetNS(dir, name string) (_ *NetNS, retErr error) {
 			errc <- fmt.Errorf("unshare network namespace: %w", err)
 			return
 		}
+		// lo comes up here, whatever the CNI chain: Flannel's, Calico's and
+		// Cilium's conflists have no loopback plugin (containerd and CRI-O
+		// bring lo up themselves too).
+		loErr := loopbackUp()
 		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
-		mountErr := unix.Mount(src, p, "none", unix.MS_BIND, "")
+		mountErr := error(nil)
+		if loErr == nil {
+			mountErr = unix.Mount(src, p, "none", unix.MS_BIND, "")
+		}
 		if err := unix.Setns(orig, unix.CLONE_NEWNET); err == nil {
 			runtime.UnlockOSThread()
 		}
-		if mountErr != nil {
+		switch {
+		case loErr != nil:
+			errc <- loErr
+		case mountErr != nil:
 			errc <- fmt.Errorf("bind mount netns at %s: %w", p, mountErr)
-			return
+		default:
+			errc <- nil
 		}
-		errc <- nil
 	}()
 	if err := <-errc; err != nil {
 		return nil, err
 	}
 	return &NetNS{path: p}, nil
+}
+
+// loopbackUp sets IFF_UP on lo in the calling thread's network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring up lo: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: get flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: set flags: %w", err)
+	}
+	return nil
 }
 
 var prepareMu sync.Mutex

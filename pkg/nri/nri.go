@@ -224,6 +224,11 @@ func (a *Adapter) UpdateContainer(ctx context.Context, pod *PodSandbox, ctr *Con
 	}
 	var others []*api.ContainerUpdate
 	for _, u := range resp.GetUpdate() {
+		if u == nil {
+			// The adaptation appends the requested container's update
+			// even when no plugin made one (always, with no plugins).
+			continue
+		}
 		if u.GetContainerId() == ctr.ID {
 			MergeResources(res, u.GetLinux().GetResources())
 			continue
@@ -326,6 +331,9 @@ func (a *Adapter) synchronize(ctx context.Context, cb adaptation.SyncCB) error {
 func (a *Adapter) updateFromPlugin(ctx context.Context, updates []*api.ContainerUpdate) ([]*api.ContainerUpdate, error) {
 	var failed []*api.ContainerUpdate
 	for _, u := range updates {
+		if u == nil {
+			continue
+		}
 		if err := a.domain.UpdateContainer(ctx, u.GetContainerId(), UpdateResources(u)); err != nil {
 			klog.FromContext(ctx).V(2).Info("NRI plugin's container update failed", "containerID", u.GetContainerId(), "err", err)
 			if !u.GetIgnoreFailure() {

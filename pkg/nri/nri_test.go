@@ -292,3 +292,34 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met within 10s")
 }
+
+// TestUpdateContainerWithoutPlugins: with NRI on and no plugin connected,
+// the adaptation's response carries a nil update for the container; it
+// must not turn into a failed update of container "" (every
+// UpdateContainerResources of the kubelet failed FailedPrecondition).
+func TestUpdateContainerWithoutPlugins(t *testing.T) {
+	dir := t.TempDir()
+	d := &fakeDomain{updated: map[string]*specs.LinuxResources{}}
+	cfg := DefaultConfig()
+	cfg.Enable, cfg.SocketPath, cfg.PluginPath, cfg.PluginConfigPath = true, filepath.Join(dir, "nri.sock"), filepath.Join(dir, "plugins"), filepath.Join(dir, "conf.d")
+	a, err := New(cfg, "test", "0", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	shares := uint64(4)
+	res := &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &shares}}
+	ctr := &Container{ID: "c", PodSandboxID: "p", State: StateRunning, Spec: &specs.Spec{}}
+	if err := a.UpdateContainer(context.Background(), &PodSandbox{ID: "p"}, ctr, res); err != nil {
+		t.Fatalf("UpdateContainer with no plugins: %v", err)
+	}
+	if res.CPU == nil || *res.CPU.Shares != 4 {
+		t.Fatalf("resources changed to %+v", res.CPU)
+	}
+	if len(d.updated) != 0 {
+		t.Fatalf("domain asked to update %v", d.updated)
+	}
+}

@@ -134,6 +134,9 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox, meta *contai
 		return err
 	}
 	defer unblockNRI()
+	if err := spec.ApplyOpts(gen.Spec, spec.WithHugetlbController(s.hugetlb, s.cfg.Containers)); err != nil {
+		return err
+	}
 	task, err := s.tasks.Create(ctx, taskNamespace, meta.ID, runtime.CreateOpts{
 		Spec:    gen.Spec,
 		IO:      runtime.IO{Terminal: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(), LogPath: meta.LogPath},

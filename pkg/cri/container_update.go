@@ -33,6 +33,9 @@ func (s *Service) UpdateContainerResources(ctx context.Context, r *runtimeapi.Up
 	if err := s.nriUpdateContainer(ctx, c, tmp.Linux.Resources); err != nil {
 		return nil, err
 	}
+	if err := spec.ApplyOpts(tmp, spec.WithHugetlbController(s.hugetlb, s.cfg.Containers)); err != nil {
+		return nil, err
+	}
 	task, err := s.tasks.Get(taskNamespace, c.Meta.ID)
 	if err != nil {
 		return nil, err

@@ -87,6 +87,8 @@ type Service struct {
 	oomFloor    int
 	// ownCaps bounds every container's capabilities: what the daemon holds.
 	ownCaps []string
+	// hugetlb: the host has a hugetlb cgroup controller runc can use.
+	hugetlb bool
 	// featureProbes caches each handler's probe: binary+root → func() handlerFeatures.
 	featureProbes sync.Map
 
@@ -149,6 +151,7 @@ func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager
 		containerNames: index.NewNames("container"),
 		oomFloor:       ownOOMScoreAdj(),
 		ownCaps:        ownCapabilities(),
+		hugetlb:        hugetlbControllerAvailable(),
 		obs:            newObserver(),
 	}
 	for _, o := range opts {

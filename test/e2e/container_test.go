@@ -360,3 +360,49 @@ func TestManyContainersInParallel(t *testing.T) {
 		t.Fatalf("%d containers running, want %d", running, pods*perPod)
 	}
 }
+
+// TestKubeletHugepageLimits: the kubelet sends a hugepage limit for every
+// page size the host offers (limit 0 without hugepage requests), also on
+// hosts without a hugetlb cgroup controller, where runc refuses them. The
+// container must still run (tolerate_missing_hugetlb_controller).
+func TestKubeletHugepageLimits(t *testing.T) {
+	pullImage(t, e2eBusybox)
+	sizes, err := os.ReadDir("/sys/kernel/mm/hugepages")
+	if err != nil || len(sizes) == 0 {
+		t.Skipf("this host offers no hugepage sizes (%v): the kubelet would send no limits", err)
+	}
+	var limits []*runtimeapi.HugepageLimit
+	for _, d := range sizes {
+		kb := strings.TrimSuffix(strings.TrimPrefix(d.Name(), "hugepages-"), "kB")
+		var n int
+		if _, err := fmt.Sscan(kb, &n); err != nil {
+			t.Fatalf("hugepage dir %s: %v", d.Name(), err)
+		}
+		size := fmt.Sprintf("%dKB", n)
+		switch {
+		case n%(1<<20) == 0:
+			size = fmt.Sprintf("%dGB", n>>20)
+		case n%(1<<10) == 0:
+			size = fmt.Sprintf("%dMB", n>>10)
+		}
+		limits = append(limits, &runtimeapi.HugepageLimit{PageSize: size, Limit: 0})
+	}
+	p := runPod(t, "hugepages")
+	cfg := sh("echo ran")
+	cfg.Linux = &runtimeapi.LinuxContainerConfig{Resources: &runtimeapi.LinuxContainerResources{HugepageLimits: limits, CpuShares: 2}}
+	id := p.container(t, "c", cfg, true)
+	st := waitExited(t, id, 20*time.Second)
+	if st.GetExitCode() != 0 {
+		t.Fatalf("exit %d (%s)", st.GetExitCode(), st.GetMessage())
+	}
+	if lines := logLines(t, st.GetLogPath()); len(lines) != 1 || lines[0] != "ran" {
+		t.Fatalf("log %q, want [ran]", lines)
+	}
+	// The kubelet's UpdateContainerResources carries the same limits.
+	run := p.container(t, "running", sh("sleep 60"), true)
+	if _, err := env.rt.UpdateContainerResources(context.Background(), &runtimeapi.UpdateContainerResourcesRequest{
+		ContainerId: run, Linux: &runtimeapi.LinuxContainerResources{HugepageLimits: limits, CpuShares: 4},
+	}); err != nil {
+		t.Fatalf("UpdateContainerResources with hugepage limits: %v", err)
+	}
+}

@@ -91,6 +91,11 @@ type Config struct {
 	// ShmSize is the size option of a container's own /dev/shm tmpfs, used
 	// only when the sandbox has no shared shm path.
 	ShmSize string `toml:"shm_size"`
+	// TolerateMissingHugetlbController drops hugepage limits when the host
+	// has no hugetlb cgroup controller (containerd's key of the same name).
+	// The kubelet sends a limit for every page size the host offers, even
+	// where the controller is missing, and runc fails on each of them.
+	TolerateMissingHugetlbController bool `toml:"tolerate_missing_hugetlb_controller"`
 }
 
 // DefaultCapabilities is containerd's default capability set.
@@ -111,6 +116,8 @@ func DefaultConfig() Config {
 		SwapEqualsMemoryLimit: true,
 		SandboxOOMScoreAdj:    -998,
 		ShmSize:               "65536k",
+
+		TolerateMissingHugetlbController: true,
 	}
 }
 

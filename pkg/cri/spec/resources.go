@@ -62,6 +62,21 @@ func WithResources(r *runtimeapi.LinuxContainerResources, cfg Config) SpecOpt {
 	}
 }
 
+// WithHugetlbController drops linux.resources.hugepageLimits when the host
+// has no hugetlb cgroup controller and cfg tolerates that (the default).
+// Apply it after everything that may set hugepage limits (WithResources,
+// NRI adjustments): the kubelet sends a limit for each page size the host
+// offers, and runc fails "cannot set hugetlb limit" without the controller.
+func WithHugetlbController(available bool, cfg Config) SpecOpt {
+	return func(s *specs.Spec) error {
+		if available || !cfg.TolerateMissingHugetlbController || s.Linux == nil || s.Linux.Resources == nil {
+			return nil
+		}
+		s.Linux.Resources.HugepageLimits = nil
+		return nil
+	}
+}
+
 func cpuResources(r *runtimeapi.LinuxContainerResources) (*specs.LinuxCPU, error) {
 	cpu := &specs.LinuxCPU{}
 	if v := r.GetCpuShares(); v < 0 {

@@ -196,3 +196,36 @@ func TestWithMaskedPaths(t *testing.T) {
 		})
 	}
 }
+
+func TestWithHugetlbController(t *testing.T) {
+	limits := &runtimeapi.LinuxContainerResources{HugepageLimits: []*runtimeapi.HugepageLimit{
+		{PageSize: "2MB", Limit: 0}, {PageSize: "1GB", Limit: 0}, // what the kubelet sends
+	}}
+	strict := DefaultConfig()
+	strict.TolerateMissingHugetlbController = false
+	tests := []struct {
+		name      string
+		available bool
+		cfg       Config
+		want      int
+	}{
+		{"controller present: kept", true, DefaultConfig(), 2},
+		{"controller missing, tolerated (default): dropped", false, DefaultConfig(), 0},
+		{"controller missing, not tolerated: kept for runc to refuse", false, strict, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &specs.Spec{}
+			if err := ApplyOpts(s, WithResources(limits, tc.cfg), WithHugetlbController(tc.available, tc.cfg)); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(s.Linux.Resources.HugepageLimits); got != tc.want {
+				t.Fatalf("%d hugepage limits, want %d", got, tc.want)
+			}
+		})
+	}
+	// A spec without resources is left alone.
+	if _, err := apply(t, WithHugetlbController(false, DefaultConfig())); err != nil {
+		t.Fatal(err)
+	}
+}

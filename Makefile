@@ -39,7 +39,7 @@ vet:
 
 # Unit and integration tests (integration tests use real runc, as root).
 test-unit:
-	$(GO) test -race -count=1 -timeout 20m $(GOTEST_FLAGS) ./pkg/... ./cmd/... ./internal/... ./test/deps/...
+	$(GO) test -race -count=1 -timeout 20m $(GOTEST_FLAGS) ./pkg/... ./cmd/... ./internal/... ./test/deps/... ./test/tools/...
 
 test-e2e:
 	@mkdir -p _output

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what cri-runtime needs to run on a fresh Debian 12 machine:
-# busybox-static (test rootfs), CNI plugins, iptables, and a current runc
+# busybox-static (test rootfs), CNI plugins, iptables, iproute2 (ip, to
+# rebuild a pod network after a reboot), and a current runc
 # (v1.5.3, built from the Go module proxy: Debian's 1.1.5 lacks idmapped and
 # recursive read-only mounts). Idempotent: installs only what is missing.
 set -euo pipefail
@@ -11,7 +12,7 @@ export PATH=$PATH:/usr/local/go/bin
 
 apt_pkgs=()
 need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || apt_pkgs+=("$1"); }
-for p in "$@" busybox-static containernetworking-plugins iptables libseccomp-dev pkg-config gcc libc6-dev; do
+for p in "$@" busybox-static containernetworking-plugins iptables iproute2 libseccomp-dev pkg-config gcc libc6-dev; do
 	need_pkg "$p"
 done
 if [ ${#apt_pkgs[@]} -gt 0 ]; then

@@ -3,10 +3,17 @@
 # Debian 12 machine, on top of hack/install-deps.sh (which brings runc):
 #   apt:  docker-registry (local image registry), containernetworking-plugins,
 #         iptables, crun, busybox-static, gcc + libc6-dev (static C helpers
-#         in the images); and Debian's dynamic busybox .deb, downloaded (not
-#         installed: it conflicts with busybox-static) into ${E2E_CACHE}, for
-#         the critest busybox image, whose applets must be hard links
-#   go:   crictl and critest from sigs.k8s.io/cri-tools ${CRI_TOOLS_VERSION}
+#         in the images), iputils-ping and iproute2 (network tests), curl
+#         (hack/registry.sh), criu (CheckpointContainer's probe); and
+#         Debian's dynamic busybox .deb, downloaded (not installed: it
+#         conflicts with busybox-static) into ${E2E_CACHE}, for the critest
+#         busybox image, whose applets must be hard links
+#   go:   crictl and critest from sigs.k8s.io/cri-tools ${CRI_TOOLS_VERSION};
+#         the kubelet, agnhost and the node e2e suite of Kubernetes
+#         (hack/install-kube.sh, cached in ${E2E_CACHE}/kube-<version>)
+#
+# test/tools checks that every program the code runs is installed here (or
+# by hack/install-deps.sh), so a new machine has it.
 #
 # crictl and critest go to ${TEST_TOOLS_BIN:-/usr/local/bin}: outside the
 # work tree, so a fresh clone (CI clones afresh on the same machine) finds
@@ -24,7 +31,7 @@ export DEBIAN_FRONTEND=noninteractive
 log() { echo "hack/install-test-tools: $*"; }
 
 apt_pkgs=()
-for p in docker-registry containernetworking-plugins iptables crun busybox-static gcc libc6-dev; do
+for p in docker-registry containernetworking-plugins iptables crun busybox-static gcc libc6-dev iputils-ping iproute2 curl criu; do
 	dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || apt_pkgs+=("$p")
 done
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
@@ -74,5 +81,7 @@ if [ ! -x "$BIN/critest" ] || [ "$(stamp critest)" != "$CRI_TOOLS_VERSION" ]; th
 	install -m 0755 "$tmp/critest" "$BIN/critest"
 	echo "$CRI_TOOLS_VERSION" >"$BIN/.critest.version"
 fi
+
+E2E_CACHE=$E2E_CACHE "$(dirname "$0")/install-kube.sh"
 
 log "ok: crictl and critest ${CRI_TOOLS_VERSION} in $BIN"

@@ -140,13 +140,14 @@ func (w *LineWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Flush writes a trailing partial line (output ended without a newline) as
-// an F record.
+// Flush writes a trailing partial line (output ended without a newline) as a
+// P record, as containerd does: the kubelet adds a newline only after F
+// records, so "printf DONE" reads back as "DONE", not "DONE\n".
 func (w *LineWriter) Flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	err := w.log.record(w.stream, 'F', w.buf)
+	err := w.log.record(w.stream, 'P', w.buf)
 	w.buf = nil
 	return err
 }

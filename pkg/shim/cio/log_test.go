@@ -51,11 +51,14 @@ func TestLineWriter(t *testing.T) {
 		{"two lines one write", "stdout", []string{"a\nb\n"}, []record{{"stdout", "F", "a"}, {"stdout", "F", "b"}}},
 		{"line across writes", "stdout", []string{"he", "llo", "\n"}, []record{{"stdout", "F", "hello"}}},
 		{"empty line", "stdout", []string{"\n"}, []record{{"stdout", "F", ""}}},
-		{"trailing partial", "stdout", []string{"a\nno newline"}, []record{{"stdout", "F", "a"}, {"stdout", "F", "no newline"}}},
+		// A last line without a newline stays partial, as in containerd: the
+		// kubelet adds a newline after F records only.
+		{"trailing partial", "stdout", []string{"a\nno newline"}, []record{{"stdout", "F", "a"}, {"stdout", "P", "no newline"}}},
+		{"printf DONE", "stdout", []string{"DONE"}, []record{{"stdout", "P", "DONE"}}},
 		{"exactly max", "stdout", []string{long + "\n"}, []record{{"stdout", "F", long}}},
 		{"max plus one", "stdout", []string{long + "b\n"}, []record{{"stdout", "P", long}, {"stdout", "F", "b"}}},
 		{"two partials", "stderr", []string{long, long, "c\n"}, []record{{"stderr", "P", long}, {"stderr", "P", long}, {"stderr", "F", "c"}}},
-		{"long trailing partial", "stdout", []string{long + "tail"}, []record{{"stdout", "P", long}, {"stdout", "F", "tail"}}},
+		{"long trailing partial", "stdout", []string{long + "tail"}, []record{{"stdout", "P", long}, {"stdout", "P", "tail"}}},
 		{"nothing", "stdout", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -60,7 +60,7 @@ func NewExec(rt *Runtime, taskID, bundle string, req api.ExecRequest, log *slog.
 		return nil, fmt.Errorf("exec %s: process spec has no args: %w", req.ExecID, errdefs.ErrInvalidArgument)
 	}
 	spec.Terminal = req.IO.Terminal
-	i, err := cio.New(req.IO)
+	i, err := cio.New(req.IO, log)
 	if err != nil {
 		return nil, fmt.Errorf("exec %s: %w", req.ExecID, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
@@ -67,6 +68,12 @@ func TestLoadConfig(t *testing.T) {
 		{name: "unknown section refused", file: "[cri.nonsense]\nx = 1\n", wantErr: errdefs.ErrInvalidArgument},
 		{name: "wrong version refused", file: "version = 2\n", wantErr: errdefs.ErrInvalidArgument},
 		{name: "default handler must exist", file: "[cri]\ndefault_runtime_handler = \"nope\"\n", wantErr: errdefs.ErrInvalidArgument},
+		{name: "drain timeout", file: "[cri]\ndrain_exec_sync_io_timeout = \"250ms\"\n", check: func(t *testing.T, c Config) {
+			if time.Duration(c.CRI.DrainExecSyncIOTimeout) != 250*time.Millisecond {
+				t.Fatalf("drain_exec_sync_io_timeout decoded as %v", time.Duration(c.CRI.DrainExecSyncIOTimeout))
+			}
+		}},
+		{name: "zero drain timeout refused", file: "[cri]\ndrain_exec_sync_io_timeout = \"0s\"\n", wantErr: errdefs.ErrInvalidArgument, wantKeys: []string{"drain_exec_sync_io_timeout"}},
 		{name: "relative shim path refused", file: "[runtime]\nshim_binary = \"bin/shim\"\n", wantErr: errdefs.ErrInvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

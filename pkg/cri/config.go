@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
@@ -31,9 +32,32 @@ type Config struct {
 	StreamingAddress string `toml:"streaming_address"`
 	// StreamingPort is the streaming server's port; "0" picks a free one.
 	StreamingPort string `toml:"streaming_port"`
+	// DrainExecSyncIOTimeout bounds how long an exec's output (ExecSync and
+	// streaming exec) is still read after its main process exited. A child
+	// it left in the background can hold the output pipes open for ever;
+	// once this much time passed, the daemon stops reading and the call
+	// returns with the output it has. containerd's key of the same name
+	// defaults to 0 (wait for ever); ours must be positive.
+	DrainExecSyncIOTimeout Duration `toml:"drain_exec_sync_io_timeout"`
 	// Containers configures how container and sandbox specs are generated.
 	Containers spec.Config `toml:"containers"`
 }
+
+// Duration is a time.Duration written as "1s" in the config file.
+type Duration time.Duration
+
+// UnmarshalText reads a Go duration ("1s", "500ms").
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", b, errdefs.ErrInvalidArgument)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as Go prints it ("1s").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 var handlerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$`)
 
@@ -48,6 +72,10 @@ func DefaultConfig() Config {
 		Containers:       spec.DefaultConfig(),
 		StreamingAddress: "127.0.0.1",
 		StreamingPort:    "0",
+		// The main process's own output is in the pipe when it exits and
+		// is read in microseconds; what is still to come after a second
+		// is a background child's, which the caller did not wait for.
+		DrainExecSyncIOTimeout: Duration(time.Second),
 	}
 }
 
@@ -66,6 +94,10 @@ func (c Config) Validate() error {
 		if h.BinaryPath == "" {
 			return fmt.Errorf("runtimes.%s.binary_path is empty: %w", name, errdefs.ErrInvalidArgument)
 		}
+	}
+	if c.DrainExecSyncIOTimeout <= 0 {
+		return fmt.Errorf("drain_exec_sync_io_timeout %s must be positive: an exec whose background child keeps its output open would never return: %w",
+			time.Duration(c.DrainExecSyncIOTimeout), errdefs.ErrInvalidArgument)
 	}
 	if net.ParseIP(c.StreamingAddress) == nil {
 		return fmt.Errorf("streaming_address %q is not an IP address: %w", c.StreamingAddress, errdefs.ErrInvalidArgument)

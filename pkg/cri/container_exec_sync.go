@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
@@ -18,11 +18,15 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 )
 
-// maxExecOutput caps what ExecSync keeps of each stream.
-const maxExecOutput = 16 << 20
+// maxExecSyncOutput caps what ExecSync returns of stdout and stderr
+// together. The kubelet's CRI client takes messages of at most 16 MiB
+// (cri-client's maxMsgSize); the rest of the response (field tags, lengths,
+// the exit code) takes a few bytes of that, for which 1 KiB is plenty.
+const maxExecSyncOutput = 16<<20 - 1<<10
 
 // ExecSync runs a command in a running container through its shim and
-// returns its output and exit code. A timeout kills the command.
+// returns its output and exit code. A timeout kills the command. Output
+// beyond maxExecSyncOutput (both streams together) is dropped.
 func (s *Service) ExecSync(ctx context.Context, r *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
 	if len(r.GetCmd()) == 0 {
 		return nil, fmt.Errorf("cmd is empty: %w", errdefs.ErrInvalidArgument)
@@ -31,12 +35,16 @@ func (s *Service) ExecSync(ctx context.Context, r *runtimeapi.ExecSyncRequest) (
 	if err != nil {
 		return nil, err
 	}
-	var stdout, stderr cappedBuffer
-	code, err := s.execInTask(ctx, task, execOpts{cmd: r.GetCmd(), timeout: time.Duration(r.GetTimeout()) * time.Second, stdout: &stdout, stderr: &stderr})
+	out := cappedOutput{room: maxExecSyncOutput}
+	stdout, stderr := out.stream(), out.stream()
+	code, err := s.execInTask(ctx, task, execOpts{cmd: r.GetCmd(), timeout: time.Duration(r.GetTimeout()) * time.Second, stdout: stdout, stderr: stderr})
 	if err != nil {
 		return nil, err
 	}
-	return &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
+	if out.dropped > 0 {
+		klog.FromContext(ctx).V(4).Info("Truncated ExecSync output", "containerID", task.ID(), "droppedBytes", out.dropped, "limit", maxExecSyncOutput)
+	}
+	return &runtimeapi.ExecSyncResponse{Stdout: stdout.buf, Stderr: stderr.buf, ExitCode: int32(code)}, nil
 }
 
 // runningTask finds the task of a running container.
@@ -55,12 +63,13 @@ type execOpts struct {
 	cmd     []string
 	tty     bool
 	timeout time.Duration // 0: none
-	stdout  interface{ Write([]byte) (int, error) }
-	stderr  interface{ Write([]byte) (int, error) }
+	stdout  io.Writer
+	stderr  io.Writer
 }
 
 // execInTask runs cmd as an exec process of task with the init's user, env
-// and working dir, and returns its exit code.
+// and working dir, and returns its exit code. Once the process exited, its
+// output is read for at most DrainExecSyncIOTimeout more (drainOutput).
 func (s *Service) execInTask(ctx context.Context, task *runtime.Task, o execOpts) (int, error) {
 	proc, err := execProcessSpec(task.Bundle(), o.cmd, o.tty)
 	if err != nil {
@@ -81,12 +90,14 @@ func (s *Service) execInTask(ctx context.Context, task *runtime.Task, o execOpts
 	if err != nil {
 		return 0, err
 	}
-	defer att.Close()
-	var copied sync.WaitGroup
-	copied.Add(1)
+	copied := make(chan struct{})
 	go func() {
-		defer copied.Done()
+		defer close(copied)
 		_ = att.CopyOutput(o.stdout, o.stderr)
+	}()
+	defer func() { // runs before the Delete: the copier is gone by then
+		att.Close()
+		<-copied
 	}()
 	if _, err := p.Start(ctx); err != nil {
 		return 0, err
@@ -107,8 +118,30 @@ func (s *Service) execInTask(ctx context.Context, task *runtime.Task, o execOpts
 		}
 		return 0, err
 	}
-	copied.Wait()
+	s.drainOutput(ctx, execID, copied, att)
 	return exit.Status, nil
+}
+
+// drainOutput waits, once an exec's main process exited, until its output
+// ended (done), at most DrainExecSyncIOTimeout or until ctx ends; then it
+// detaches (closes att) and waits for the copier. The main process's own
+// output is already in the pipe when it exits; what keeps the output open
+// past that is a child left running in the background with the pipes,
+// which must not hold the call (or the daemon's goroutines and the shim's
+// exec) for as long as it lives.
+func (s *Service) drainOutput(ctx context.Context, execID string, done <-chan struct{}, att io.Closer) {
+	timeout := time.Duration(s.cfg.DrainExecSyncIOTimeout)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+		klog.FromContext(ctx).V(4).Info("Stopped reading the output of an exec whose process exited", "execID", execID, "drainExecSyncIOTimeout", timeout.String())
+	case <-ctx.Done():
+	}
+	att.Close()
+	<-done
 }
 
 // execProcessSpec is the init's process spec (user, env, cwd,
@@ -132,23 +165,25 @@ func execProcessSpec(bundle string, cmd []string, tty bool) (*specs.Process, err
 	return &p, nil
 }
 
-// cappedBuffer keeps the first maxExecOutput bytes written to it.
-type cappedBuffer struct {
-	mu  sync.Mutex
+// cappedOutput is the room left for ExecSync's output: its streams share
+// it, first come first served. One copier writes both streams.
+type cappedOutput struct {
+	room    int
+	dropped int
+}
+
+func (o *cappedOutput) stream() *cappedStream { return &cappedStream{o: o} }
+
+// cappedStream keeps what fits in its cappedOutput and drops the rest.
+type cappedStream struct {
+	o   *cappedOutput
 	buf []byte
 }
 
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := maxExecOutput - len(b.buf); room > 0 {
-		b.buf = append(b.buf, p[:min(room, len(p))]...)
-	}
+func (w *cappedStream) Write(p []byte) (int, error) {
+	n := min(w.o.room, len(p))
+	w.buf = append(w.buf, p[:n]...)
+	w.o.room -= n
+	w.o.dropped += len(p) - n
 	return len(p), nil
-}
-
-func (b *cappedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf
 }

@@ -21,6 +21,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/network"
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
@@ -89,9 +90,13 @@ type testEnv struct {
 	cgroupParent      string
 	shim, pause       string
 	withoutNetworkCfg bool
-	failingPlugin     bool // a last plugin whose ADD fails
+	failingPlugin     bool            // a last plugin whose ADD fails
+	withImages        bool            // a real image service over a registry with busybox (container_exec_linux_test.go)
+	registry          string          // that registry's address
+	cfgMods           []func(*Config) // changes to the [cri] config
 
 	st     *store.Store
+	images *image.Service // nil unless withImages
 	rt     *runtime.Runtime
 	netw   *network.Manager
 	svc    *Service
@@ -147,6 +152,9 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	}
 	if !e.withoutNetworkCfg {
 		e.writeNetworkConfig()
+	}
+	if e.withImages {
+		e.registry = startBusyboxRegistry(t)
 	}
 	e.open()
 	return e
@@ -220,9 +228,17 @@ func (e *testEnv) open() {
 		"runc":       {BinaryPath: "runc"},
 		"failcreate": {BinaryPath: filepath.Join(e.dir, "bin", "runc-failcreate")},
 	}
-	// No image service: sandboxes run the pause program that ships with
-	// cri-runtime and these tests create no containers.
-	if e.svc, err = New(cfg, e.rt, nil, e.netw, e.st, WithStateDir(e.state), WithRootDir(e.root),
+	for _, f := range e.cfgMods {
+		f(&cfg)
+	}
+	// Sandboxes run the pause program that ships with cri-runtime; only
+	// tests that create containers have an image service.
+	var images imageService
+	if e.withImages {
+		e.images = e.openImages()
+		images = e.images
+	}
+	if e.svc, err = New(cfg, e.rt, images, e.netw, e.st, WithStateDir(e.state), WithRootDir(e.root),
 		WithNetNSDir(e.netnsDir()), WithPauseBinary(e.pause)); err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +280,10 @@ func (e *testEnv) close() {
 	if e.rt != nil {
 		e.rt.Close()
 		e.rt = nil
+	}
+	if e.images != nil {
+		e.images.Close()
+		e.images = nil
 	}
 	if e.st != nil {
 		e.st.Close()

@@ -135,7 +135,7 @@ func (sr *streamRuntime) Attach(ctx context.Context, containerID string, in io.R
 	}
 	defer att.Close()
 	go forwardResize(ctx, resize, task.ResizePty)
-	return pump(ctx, att, streams{in: in, out: out, err: errw, tty: tty}, task.Exited())
+	return pump(att, streams{in: in, out: out, err: errw, tty: tty})
 }
 
 func (sr *streamRuntime) PortForward(ctx context.Context, podSandboxID string, port int32, stream io.ReadWriteCloser) error {
@@ -187,7 +187,8 @@ type streams struct {
 }
 
 // execStream runs cmd as an exec process wired to the client's streams and
-// returns its exit code.
+// returns its exit code. As for ExecSync, the output is read for at most
+// DrainExecSyncIOTimeout once the process exited (drainOutput).
 func (s *Service) execStream(ctx context.Context, task *runtime.Task, cmd []string, st streams) (int, error) {
 	proc, err := execProcessSpec(task.Bundle(), cmd, st.tty)
 	if err != nil {
@@ -203,25 +204,26 @@ func (s *Service) execStream(ctx context.Context, task *runtime.Task, cmd []stri
 	if err != nil {
 		return 0, err
 	}
-	defer att.Close()
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		if err := pump(att, st); err != nil && !errors.Is(err, io.EOF) {
+			klog.FromContext(ctx).V(4).Info("Exec stream ended with an error", "execID", execID, "err", err)
+		}
+	}()
+	defer func() { // runs before the Delete: the output copier is gone by then
+		att.Close()
+		<-pumped
+	}()
 	if _, err := p.Start(ctx); err != nil {
 		return 0, err
 	}
 	go forwardResize(ctx, st.resize, p.ResizePty)
-	exitCh := make(chan struct{})
-	var exit *runtime.Exit
-	var werr error
-	go func() {
-		exit, werr = p.Wait(context.WithoutCancel(ctx))
-		close(exitCh)
-	}()
-	if err := pump(ctx, att, st, exitCh); err != nil && !errors.Is(err, io.EOF) {
-		klog.FromContext(ctx).V(4).Info("Exec stream ended with an error", "err", err)
+	exit, err := p.Wait(context.WithoutCancel(ctx))
+	if err != nil {
+		return 0, err
 	}
-	<-exitCh
-	if werr != nil {
-		return 0, werr
-	}
+	s.drainOutput(ctx, execID, pumped, att)
 	return exit.Status, nil
 }
 
@@ -233,8 +235,8 @@ type attachment interface {
 }
 
 // pump copies stdin to the process and its output to the client until the
-// output ends (the process exited and its output drained).
-func pump(ctx context.Context, att attachment, st streams, exited <-chan struct{}) error {
+// output ends (the process exited and its output drained) or att is closed.
+func pump(att attachment, st streams) error {
 	if st.in != nil {
 		go func() {
 			_, _ = io.Copy(att, st.in)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -37,8 +38,8 @@ type IO struct {
 }
 
 // New prepares the IO of a process: the CRI log when cfg.LogPath is set and,
-// without a terminal, the stdio pipes.
-func New(cfg api.IO) (_ *IO, retErr error) {
+// without a terminal, the stdio pipes. log receives the CRI log's failures.
+func New(cfg api.IO, log *slog.Logger) (_ *IO, retErr error) {
 	i := &IO{cfg: cfg, relay: NewRelay()}
 	defer func() {
 		if retErr != nil {
@@ -46,9 +47,12 @@ func New(cfg api.IO) (_ *IO, retErr error) {
 		}
 	}()
 	if cfg.LogPath != "" {
-		l, err := OpenLog(cfg.LogPath)
+		l, err := OpenLog(cfg.LogPath, log)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+			if errdefs.ClassName(err) == "" {
+				err = fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+			}
+			return nil, err
 		}
 		i.log = l
 	}

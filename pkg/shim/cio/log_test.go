@@ -51,16 +51,19 @@ func TestLineWriter(t *testing.T) {
 		{"two lines one write", "stdout", []string{"a\nb\n"}, []record{{"stdout", "F", "a"}, {"stdout", "F", "b"}}},
 		{"line across writes", "stdout", []string{"he", "llo", "\n"}, []record{{"stdout", "F", "hello"}}},
 		{"empty line", "stdout", []string{"\n"}, []record{{"stdout", "F", ""}}},
-		{"trailing partial", "stdout", []string{"a\nno newline"}, []record{{"stdout", "F", "a"}, {"stdout", "F", "no newline"}}},
+		// A last line without a newline stays partial, as in containerd: the
+		// kubelet adds a newline after F records only.
+		{"trailing partial", "stdout", []string{"a\nno newline"}, []record{{"stdout", "F", "a"}, {"stdout", "P", "no newline"}}},
+		{"printf DONE", "stdout", []string{"DONE"}, []record{{"stdout", "P", "DONE"}}},
 		{"exactly max", "stdout", []string{long + "\n"}, []record{{"stdout", "F", long}}},
 		{"max plus one", "stdout", []string{long + "b\n"}, []record{{"stdout", "P", long}, {"stdout", "F", "b"}}},
 		{"two partials", "stderr", []string{long, long, "c\n"}, []record{{"stderr", "P", long}, {"stderr", "P", long}, {"stderr", "F", "c"}}},
-		{"long trailing partial", "stdout", []string{long + "tail"}, []record{{"stdout", "P", long}, {"stdout", "F", "tail"}}},
+		{"long trailing partial", "stdout", []string{long + "tail"}, []record{{"stdout", "P", long}, {"stdout", "P", "tail"}}},
 		{"nothing", "stdout", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "sub", "c.log")
-			l, err := OpenLog(path)
+			l, err := OpenLog(path, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,9 +73,7 @@ func TestLineWriter(t *testing.T) {
 					t.Fatalf("write: %d, %v", n, err)
 				}
 			}
-			if err := w.Flush(); err != nil {
-				t.Fatal(err)
-			}
+			w.Flush()
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +93,7 @@ func TestLineWriter(t *testing.T) {
 func TestLogReopen(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "c.log")
-	l, err := OpenLog(path)
+	l, err := OpenLog(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

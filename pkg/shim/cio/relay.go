@@ -111,7 +111,7 @@ func (r *Relay) copy(src io.Reader, stream api.Stream, lw *LineWriter) {
 		if n > 0 {
 			data := append([]byte(nil), buf[:n]...)
 			if lw != nil {
-				_, _ = lw.Write(data) // a full disk must not stop the fan-out
+				_, _ = lw.Write(data) // drops what the log cannot take (see Log)
 			}
 			r.publish(Chunk{Stream: stream, Data: data})
 		}
@@ -120,7 +120,7 @@ func (r *Relay) copy(src io.Reader, stream api.Stream, lw *LineWriter) {
 		}
 	}
 	if lw != nil {
-		_ = lw.Flush()
+		lw.Flush()
 	}
 }
 

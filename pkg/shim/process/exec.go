@@ -60,7 +60,7 @@ func NewExec(rt *Runtime, taskID, bundle string, req api.ExecRequest, log *slog.
 		return nil, fmt.Errorf("exec %s: process spec has no args: %w", req.ExecID, errdefs.ErrInvalidArgument)
 	}
 	spec.Terminal = req.IO.Terminal
-	i, err := cio.New(req.IO)
+	i, err := cio.New(req.IO, log)
 	if err != nil {
 		return nil, fmt.Errorf("exec %s: %w", req.ExecID, err)
 	}
@@ -138,7 +138,16 @@ func (k *execKind) delete(_ context.Context, p *Process) error {
 	return nil
 }
 
+// exited publishes an exec's exit at once, without waiting for its output
+// to end: a child it left in the background can hold the pipes open for as
+// long as it lives, and that must not hold the exit. Attached clients keep
+// receiving output until EOF or until Delete closes the pipes; the daemon
+// bounds how long it reads (drain_exec_sync_io_timeout). Only an exec that
+// logs to a file waits first (at most drainTimeout, like the init), so its
+// log is complete when the exit is reported.
 func (k *execKind) exited(_ context.Context, p *Process, e reaper.Exit) api.Exit {
-	p.drainLocked()
+	if p.ioCfg.LogPath != "" {
+		p.drainLocked()
+	}
 	return api.Exit{Pid: e.Pid, Status: e.Status, ExitedAt: e.Timestamp}
 }

@@ -61,7 +61,7 @@ func CreateInit(ctx context.Context, rt *Runtime, track Tracker, req api.CreateR
 		return nil, err
 	}
 
-	if p.io, err = cio.New(req.IO); err != nil {
+	if p.io, err = cio.New(req.IO, log); err != nil {
 		return nil, err
 	}
 	cleanups = append(cleanups, func() { p.io.Close() })

@@ -231,6 +231,9 @@ func (s *Service) pull(ctx context.Context, r Reference, auth *Auth) (Image, err
 		img.RepoTags = []string{t}
 	}
 	img.RepoDigests = []string{r.digested(ri.topDigest)}
+	if r.Digest != "" {
+		img.PulledByDigest = img.RepoDigests
+	}
 	return s.commit(ctx, img)
 }
 
@@ -535,6 +538,7 @@ func (s *Service) commit(ctx context.Context, img Image) (Image, error) {
 			next := old.clone()
 			next.RepoTags = union(next.RepoTags, img.RepoTags)
 			next.RepoDigests = union(next.RepoDigests, img.RepoDigests)
+			next.PulledByDigest = union(next.PulledByDigest, img.PulledByDigest)
 			img = next
 		}
 		if err := s.putImageLocked(ctx, img); err != nil {
@@ -549,6 +553,7 @@ func (s *Service) commit(ctx context.Context, img Image) (Image, error) {
 			taken := func(n string) bool { return slices.Contains(img.RepoTags, n) || slices.Contains(img.RepoDigests, n) }
 			next.RepoTags = slices.DeleteFunc(next.RepoTags, taken)
 			next.RepoDigests = slices.DeleteFunc(next.RepoDigests, taken)
+			next.PulledByDigest = slices.DeleteFunc(next.PulledByDigest, taken)
 			if next.names() == other.names() {
 				continue
 			}

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -143,8 +145,9 @@ func (s *Service) authenticator(host, domain string, a *Auth) authn.Authenticato
 // Pull fetches ref (normalized as ParseReference does) for the configured
 // platform and stores it, unless it is already complete; either way the
 // reference becomes a name of the resulting image (a tag moves from the
-// image that had it). Concurrent pulls of the same reference share one
-// download, and layers are shared across pulls by diffID.
+// image that had it). Concurrent pulls of the same reference with the
+// same credentials share one download, and layers are shared across
+// pulls by diffID.
 func (s *Service) Pull(ctx context.Context, ref string, auth *Auth) (Image, error) {
 	r, err := ParseReference(ref)
 	if err != nil {
@@ -153,12 +156,32 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *Auth) (Image, erro
 	logger := klog.FromContext(ctx).WithValues("image", r.String())
 	ctx = klog.NewContext(ctx, logger)
 	start := time.Now()
-	img, err := s.pulls.do(ctx, r.String(), func(ctx context.Context) (Image, error) { return s.pull(ctx, r, auth) })
+	img, err := s.pulls.do(ctx, s.flightKey(r, auth), func(ctx context.Context) (Image, error) { return s.pull(ctx, r, auth) })
 	if err != nil {
 		return Image{}, err
 	}
 	logger.V(2).Info("Pulled image", "imageID", img.ID, "duration", time.Since(start))
 	return img.clone(), nil
+}
+
+// flightKey is what concurrent pulls share a download by: the reference
+// and the credentials. A caller without the credentials of a running pull
+// must not join it, or it would get a private image it cannot read (the
+// registry is asked for every pull; only a joined flight skips it). The
+// credentials enter as an HMAC under a key of this process, so the key
+// neither holds nor, if logged, lets anyone test guesses of the secret.
+func (s *Service) flightKey(r Reference, a *Auth) string {
+	if a.empty() {
+		return r.String()
+	}
+	m := hmac.New(sha256.New, s.authKey[:])
+	for _, f := range []string{a.Username, a.Password, a.Auth, a.IdentityToken, a.RegistryToken, a.ServerAddress} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(f)))
+		m.Write(n[:])
+		m.Write([]byte(f))
+	}
+	return r.String() + " auth:" + hex.EncodeToString(m.Sum(nil))
 }
 
 // remoteImage is what resolving a reference on one endpoint gives.

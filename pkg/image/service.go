@@ -45,6 +45,7 @@ type Service struct {
 
 	pulls      *flight[Image]
 	layerPulls *flight[layerRecord]
+	authKey    [32]byte // HMAC key for the credentials in pull flight keys
 
 	// mu guards the caches below and orders every write of image, layer
 	// and rootfs records with the layer GC. It is never held across
@@ -106,6 +107,7 @@ func New(root string, st *store.Store, cfg Config, opts ...Option) (*Service, er
 	for _, o := range opts {
 		o(s)
 	}
+	rand.Read(s.authKey[:])
 	s.secure, s.skipVerify = newTransports()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.pulls = newFlight[Image](s.ctx, &s.wg)

@@ -1,16 +1,23 @@
 package image
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
@@ -122,5 +129,264 @@ func TestIssue13PullFlightNeedsItsOwnCredentials(t *testing.T) {
 	// The two with the same credentials shared one flight.
 	if n := proxy.manifests.Load(); n != 1 {
 		t.Errorf("%d authorized manifest GETs for two pulls with the same credentials, want 1", n)
+	}
+}
+
+// hostileRegistry is an httptest registry serving fixed manifests and
+// blobs, written to misbehave on purpose: oversize documents, bodies
+// without Content-Length, blobs that stall.
+type hostileRegistry struct {
+	addr  string
+	mu    sync.Mutex
+	files map[string]*hostileFile // by URL path
+	gets  map[string]int          // GETs by URL path
+}
+
+type hostileFile struct {
+	mediaType string
+	body      []byte
+	chunked   bool // no Content-Length
+	// stallAfter > 0: send that many bytes, then nothing until the client
+	// goes away.
+	stallAfter int
+}
+
+func newHostileRegistry(t *testing.T) *hostileRegistry {
+	t.Helper()
+	h := &hostileRegistry{files: map[string]*hostileFile{}, gets: map[string]int{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		h.mu.Lock()
+		f, ok := h.files[r.URL.Path]
+		if r.Method == http.MethodGet {
+			h.gets[r.URL.Path]++
+		}
+		h.mu.Unlock()
+		if !ok {
+			http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN"}]}`, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", f.mediaType)
+		if !f.chunked {
+			w.Header().Set("Content-Length", strconv.Itoa(len(f.body)))
+		}
+		if r.Method == http.MethodHead {
+			return
+		}
+		body := f.body
+		if f.stallAfter > 0 {
+			body = body[:f.stallAfter]
+		}
+		for len(body) > 0 {
+			n := min(len(body), 64<<10)
+			if _, err := w.Write(body[:n]); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			body = body[n:]
+		}
+		if f.stallAfter > 0 {
+			<-r.Context().Done()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	h.addr = strings.TrimPrefix(srv.URL, "http://")
+	return h
+}
+
+func (h *hostileRegistry) served(path string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gets[path]
+}
+
+// testLayer is a layer blob as served, with its diffID.
+type testLayer struct {
+	blob      []byte
+	diffID    string
+	mediaType types.MediaType
+}
+
+func gzipLayer(t *testing.T, entries ...entry) testLayer {
+	t.Helper()
+	data := tarOf(t, entries...)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(data)
+	zw.Close()
+	return testLayer{blob: buf.Bytes(), diffID: sha256Digest(data), mediaType: types.OCILayer}
+}
+
+// zstdLayer wraps the tar of entries in one zstd frame whose header asks
+// for a window of 1<<windowLog bytes; the data is in raw blocks.
+func zstdLayer(t *testing.T, windowLog uint, entries ...entry) testLayer {
+	t.Helper()
+	data := tarOf(t, entries...)
+	out := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, byte((windowLog - 10) << 3)}
+	for rest := data; ; {
+		n := min(len(rest), 128<<10)
+		last := uint32(0)
+		if n == len(rest) {
+			last = 1
+		}
+		hdr := uint32(n)<<3 | last // raw block
+		out = append(out, byte(hdr), byte(hdr>>8), byte(hdr>>16))
+		out = append(out, rest[:n]...)
+		if rest = rest[n:]; last == 1 {
+			break
+		}
+	}
+	return testLayer{blob: out, diffID: sha256Digest(data), mediaType: types.OCILayerZStd}
+}
+
+// serve publishes an OCI image of layers as repo:tag. configPad and
+// manifestPad add that many bytes to the config (a label) and the
+// manifest (an annotation); edit may change the manifest last. It
+// returns the config's and the manifest's URL paths.
+func (h *hostileRegistry) serve(t *testing.T, repo, tag string, layers []testLayer, configPad, manifestPad int, edit func(*v1.Manifest)) (configPath, manifestPath string) {
+	t.Helper()
+	cf := v1.ConfigFile{Architecture: "amd64", OS: "linux", RootFS: v1.RootFS{Type: "layers"}}
+	for _, l := range layers {
+		cf.RootFS.DiffIDs = append(cf.RootFS.DiffIDs, v1.Hash{Algorithm: "sha256", Hex: hexOf(l.diffID)})
+	}
+	if configPad > 0 {
+		cf.Config.Labels = map[string]string{"pad": strings.Repeat("x", configPad)}
+	}
+	cfg, err := json.Marshal(cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(cfg)), Digest: mustHash(t, sha256Digest(cfg))}}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, l := range layers {
+		d := v1.Descriptor{MediaType: l.mediaType, Size: int64(len(l.blob)), Digest: mustHash(t, sha256Digest(l.blob))}
+		m.Layers = append(m.Layers, d)
+		h.files["/v2/"+repo+"/blobs/"+d.Digest.String()] = &hostileFile{mediaType: "application/octet-stream", body: l.blob}
+	}
+	if manifestPad > 0 {
+		m.Annotations = map[string]string{"pad": strings.Repeat("x", manifestPad)}
+	}
+	if edit != nil {
+		edit(&m)
+	}
+	mb, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	configPath = "/v2/" + repo + "/blobs/" + m.Config.Digest.String()
+	manifestPath = "/v2/" + repo + "/manifests/" + tag
+	h.files[configPath] = &hostileFile{mediaType: string(types.OCIConfigJSON), body: cfg}
+	h.files[manifestPath] = &hostileFile{mediaType: string(types.OCIManifestSchema1), body: mb}
+	return configPath, manifestPath
+}
+
+func (h *hostileRegistry) file(path string) *hostileFile {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.files[path]
+}
+
+func mustHash(t *testing.T, s string) v1.Hash {
+	t.Helper()
+	h, err := v1.NewHash(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// hostileConfig pulls <addr>/... over http, from there only.
+func hostileConfig(addr string) Config {
+	cfg := DefaultConfig()
+	cfg.Platform = "linux/amd64"
+	no := false
+	cfg.Registry.Mirrors = map[string]Mirror{addr: {Endpoints: []string{"http://" + addr}, Fallback: &no}}
+	return cfg
+}
+
+// wantLimit checks that err is InvalidArgument and names the limit.
+func wantLimit(t *testing.T, err error, limit string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("pull succeeded")
+	}
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), limit) {
+		t.Errorf("err = %v; want InvalidArgument naming %q", err, limit)
+	}
+	t.Logf("err = %v", err)
+}
+
+// TestIssue13RegistryCannotMakeUsAllocate: an image whose config blob was
+// 64 MiB was accepted (the daemon's RSS went to 583 MB); manifests were
+// read up to go-containerregistry's 100 MiB; any number of layers started
+// a goroutine each; a zstd frame could ask for a 1 GiB window.
+func TestIssue13RegistryCannotMakeUsAllocate(t *testing.T) {
+	requireRoot(t)
+	_, ctx := ktesting.NewTestContext(t)
+	h := newHostileRegistry(t)
+	e := newService(t, t.TempDir(), hostileConfig(h.addr))
+	small := []testLayer{gzipLayer(t, file("f", "x"))}
+	pull := func(repo string) error {
+		_, err := e.svc.Pull(ctx, h.addr+"/"+repo+":v1", nil)
+		return err
+	}
+
+	// The baseline: the same small image, honest, pulls.
+	h.serve(t, "ok", "v1", small, 0, 0, nil)
+	if err := pull("ok"); err != nil {
+		t.Fatalf("honest image: %v", err)
+	}
+
+	t.Run("config blob of 64 MiB", func(t *testing.T) {
+		configPath, _ := h.serve(t, "bigconfig", "v1", small, 64<<20, 0, nil)
+		wantLimit(t, pull("bigconfig"), "4194304")
+		if n := h.served(configPath); n != 0 {
+			t.Errorf("the config was fetched %d times; the size in its descriptor should have refused it", n)
+		}
+	})
+	t.Run("config blob longer than its descriptor", func(t *testing.T) {
+		configPath, _ := h.serve(t, "longconfig", "v1", small, 0, 0, nil)
+		f := h.file(configPath)
+		f.body, f.chunked = append(f.body, bytes.Repeat([]byte(" "), 64<<20)...), true
+		if err := pull("longconfig"); err == nil || !strings.Contains(err.Error(), "longer") {
+			t.Errorf("err = %v, want the blob refused as longer than its descriptor", err)
+		}
+	})
+	for _, chunked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("manifest of 5 MiB chunked=%v", chunked), func(t *testing.T) {
+			repo := fmt.Sprintf("bigmanifest%v", chunked)
+			_, manifestPath := h.serve(t, repo, "v1", small, 0, 5<<20, nil)
+			h.file(manifestPath).chunked = chunked
+			wantLimit(t, pull(repo), "4194304")
+		})
+	}
+	t.Run("200 layers", func(t *testing.T) {
+		var layers []testLayer
+		for i := range 200 {
+			layers = append(layers, gzipLayer(t, file(fmt.Sprint(i), "x")))
+		}
+		h.serve(t, "manylayers", "v1", layers, 0, 0, nil)
+		wantLimit(t, pull("manylayers"), "128")
+		for _, l := range layers {
+			if n := h.served("/v2/manylayers/blobs/" + sha256Digest(l.blob)); n != 0 {
+				t.Fatalf("a layer of the refused image was fetched")
+			}
+		}
+	})
+	t.Run("zstd window", func(t *testing.T) {
+		// 32 MiB is allowed; 64 MiB is refused.
+		h.serve(t, "zstd32", "v1", []testLayer{zstdLayer(t, 25, file("z", "zstd"))}, 0, 0, nil)
+		if err := pull("zstd32"); err != nil {
+			t.Errorf("zstd layer with a 32 MiB window: %v", err)
+		}
+		h.serve(t, "zstd64", "v1", []testLayer{zstdLayer(t, 26, file("z", "another layer"))}, 0, 0, nil)
+		wantLimit(t, pull("zstd64"), "33554432")
+	})
+	if got := listDir(t, e.svc.tmpDir()); len(got) != 0 {
+		t.Errorf("tmp keeps %v", got)
 	}
 }

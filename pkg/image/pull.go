@@ -111,7 +111,7 @@ func (s *Service) roundTripper(ep endpoint) http.RoundTripper {
 			next = s.skipVerify
 		}
 	}
-	return schemePolicy{next: next, allowHTTP: map[string]bool{ep.host: ep.insecure}}
+	return capTransport{next: schemePolicy{next: next, allowHTTP: map[string]bool{ep.host: ep.insecure}}}
 }
 
 // authenticator picks the credentials for host when pulling from domain:
@@ -312,26 +312,53 @@ func (s *Service) resolve(ctx context.Context, ep endpoint, r Reference, auth *A
 	if err != nil {
 		return nil, err
 	}
-	configRaw, err := img.RawConfigFile()
-	if err != nil {
-		return nil, err
+	// Bound what the manifest makes us fetch and start before any of it.
+	if n := len(m.Layers); n > maxLayers {
+		return nil, limitErrorf("image has %d layers, the limit is %d", n, maxLayers)
 	}
-	// go-containerregistry checks this too; the image ID rests on it.
-	if got := sha256Digest(configRaw); got != m.Config.Digest.String() {
-		return nil, fmt.Errorf("config blob digest %s, manifest says %s: %w", got, m.Config.Digest, errdefs.ErrUnavailable)
+	if m.Config.Size < 0 {
+		return nil, fmt.Errorf("config blob %s: negative size: %w", m.Config.Digest, errdefs.ErrFailedPrecondition)
 	}
-	cf, err := v1.ParseConfigFile(bytes.NewReader(configRaw))
-	if err != nil {
-		return nil, fmt.Errorf("parse image config: %v: %w", err, errdefs.ErrFailedPrecondition)
+	if m.Config.Size > maxConfigSize {
+		return nil, limitErrorf("config blob %s is %d bytes, the limit is %d (4 MiB)", m.Config.Digest, m.Config.Size, maxConfigSize)
 	}
 	rt, au := s.roundTripper(ep), s.authenticator(ep.host, r.Domain, auth)
-	blobTransport := sync.OnceValues(func() (http.RoundTripper, error) {
-		return transport.NewWithContext(ctx, repo.Registry, au, rt, []string{repo.Scope(transport.PullScope)})
-	})
-	return &remoteImage{
-		blobTransport: blobTransport, repo: repo, topDigest: desc.Digest.String(), img: img, manifest: m,
-		rawSize: int64(len(rawManifest)), configRaw: configRaw, configFile: cf,
-	}, nil
+	ri := &remoteImage{
+		blobTransport: sync.OnceValues(func() (http.RoundTripper, error) {
+			return transport.NewWithContext(ctx, repo.Registry, au, rt, []string{repo.Scope(transport.PullScope)})
+		}),
+		repo: repo, topDigest: desc.Digest.String(), img: img, manifest: m, rawSize: int64(len(rawManifest)),
+	}
+	// Fetched here rather than by img.RawConfigFile, which would read
+	// whatever size the manifest claims. The image ID rests on its digest.
+	if ri.configRaw, err = ri.readConfig(ctx, m.Config); err != nil {
+		return nil, err
+	}
+	if ri.configFile, err = v1.ParseConfigFile(bytes.NewReader(ri.configRaw)); err != nil {
+		return nil, fmt.Errorf("parse image config: %v: %w", err, errdefs.ErrFailedPrecondition)
+	}
+	return ri, nil
+}
+
+// readConfig returns the config blob d, verified against its size and
+// digest; its size is already bounded.
+func (ri *remoteImage) readConfig(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	if d.Data != nil { // embedded in the manifest (OCI descriptor "data")
+		if int64(len(d.Data)) != d.Size || sha256Digest(d.Data) != d.Digest.String() {
+			return nil, fmt.Errorf("config blob %s: embedded data does not match its descriptor: %w", d.Digest, errdefs.ErrUnavailable)
+		}
+		return d.Data, nil
+	}
+	body, err := ri.openBlob(ctx, d.Digest.String(), d.Size)
+	if err != nil {
+		return nil, fmt.Errorf("config blob %s: %w", d.Digest, err)
+	}
+	defer body.Close()
+	b, err := io.ReadAll(newVerifiedReader(body, d.Size, d.Digest.String()))
+	if err != nil {
+		return nil, classify(err)
+	}
+	return b, nil
 }
 
 // classify gives a registry error its class: 404 → NotFound, 401/403 →
@@ -414,14 +441,16 @@ func (s *Service) fetchLayers(ctx context.Context, ri *remoteImage, diffIDs []st
 	return nil
 }
 
-// openBlob starts the GET of a blob; the caller verifies what it reads.
-func (ri *remoteImage) openBlob(ctx context.Context, digest string) (io.ReadCloser, error) {
+// openBlob starts the GET of a blob of the given size; the caller
+// verifies what it reads (newVerifiedReader). A Content-Length other than
+// size fails before any of the body is read.
+func (ri *remoteImage) openBlob(ctx context.Context, digest string, size int64) (io.ReadCloser, error) {
 	rt, err := ri.blobTransport()
 	if err != nil {
 		return nil, classify(err)
 	}
 	u := url.URL{Scheme: ri.repo.Scheme(), Host: ri.repo.RegistryStr(), Path: "/v2/" + ri.repo.RepositoryStr() + "/blobs/" + digest}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(withBlobRequest(ctx), http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -432,6 +461,10 @@ func (ri *remoteImage) openBlob(ctx context.Context, digest string) (io.ReadClos
 	if err := transport.CheckError(resp, http.StatusOK); err != nil {
 		resp.Body.Close()
 		return nil, classify(err)
+	}
+	if resp.ContentLength >= 0 && resp.ContentLength != size {
+		resp.Body.Close()
+		return nil, fmt.Errorf("blob %s: Content-Length %d, its descriptor says %d bytes: %w", digest, resp.ContentLength, size, errdefs.ErrUnavailable)
 	}
 	return resp.Body, nil
 }
@@ -472,7 +505,7 @@ func (s *Service) fetchLayer(ctx context.Context, ri *remoteImage, desc v1.Descr
 	if desc.Size < 0 {
 		return rec, fmt.Errorf("negative layer size: %w", errdefs.ErrFailedPrecondition)
 	}
-	body, err := ri.openBlob(ctx, desc.Digest.String())
+	body, err := ri.openBlob(ctx, desc.Digest.String(), desc.Size)
 	if err != nil {
 		return rec, err
 	}

@@ -17,6 +17,13 @@ type Config struct {
 	// MaxEntrySize is the largest file, in bytes, a layer may hold. A tar
 	// header that declares more fails the pull before anything is written.
 	MaxEntrySize int64 `toml:"max_entry_size"`
+	// MaxLayerSize is the largest uncompressed size, in bytes, of one
+	// layer: its tar stream, what the diffID hashes. The unpack stops at
+	// the first byte past it (a zstd blob can expand ~32000:1).
+	MaxLayerSize int64 `toml:"max_layer_size"`
+	// MaxLayerInodes is the most files, directories, links, devices and
+	// whiteouts one layer may create. The unpack stops at the first past it.
+	MaxLayerInodes int64 `toml:"max_layer_inodes"`
 	// Platform is the os/arch[/variant] picked from an image index.
 	Platform string `toml:"platform"`
 	// Registry is decoded by the root config from its own [registry]
@@ -64,6 +71,8 @@ func DefaultConfig() Config {
 	return Config{
 		MaxConcurrentDownloads: 8,
 		MaxEntrySize:           64 << 30,
+		MaxLayerSize:           64 << 30,
+		MaxLayerInodes:         1 << 20,
 		Platform:               "linux/" + runtime.GOARCH,
 	}
 }
@@ -76,6 +85,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxEntrySize < 1 {
 		return fmt.Errorf("max_entry_size: must be positive, got %d: %w", c.MaxEntrySize, errdefs.ErrInvalidArgument)
+	}
+	if c.MaxLayerSize < 1 {
+		return fmt.Errorf("max_layer_size: must be positive, got %d: %w", c.MaxLayerSize, errdefs.ErrInvalidArgument)
+	}
+	if c.MaxLayerInodes < 1 {
+		return fmt.Errorf("max_layer_inodes: must be positive, got %d: %w", c.MaxLayerInodes, errdefs.ErrInvalidArgument)
 	}
 	if _, err := parsePlatform(c.Platform); err != nil {
 		return fmt.Errorf("platform: %w", err)

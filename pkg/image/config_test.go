@@ -61,6 +61,8 @@ func TestConfigValidate(t *testing.T) {
 		{"default", func(*Config) {}, true},
 		{"zero downloads", func(c *Config) { c.MaxConcurrentDownloads = 0 }, false},
 		{"zero entry size", func(c *Config) { c.MaxEntrySize = 0 }, false},
+		{"zero layer size", func(c *Config) { c.MaxLayerSize = 0 }, false},
+		{"zero layer inodes", func(c *Config) { c.MaxLayerInodes = 0 }, false},
 		{"bad platform", func(c *Config) { c.Platform = "amd64" }, false},
 		{"variant", func(c *Config) { c.Platform = "linux/arm/v7" }, true},
 		{"ftp endpoint", func(c *Config) { c.Registry.Mirrors = map[string]Mirror{"docker.io": {Endpoints: []string{"ftp://x"}}} }, false},

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,12 +17,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+
+	"github.com/cri-runtime/cri-runtime/internal/testutil"
 )
 
 // Tests of issue 13: registries and images are untrusted, and a hostile
@@ -388,5 +394,110 @@ func TestIssue13RegistryCannotMakeUsAllocate(t *testing.T) {
 	})
 	if got := listDir(t, e.svc.tmpDir()); len(got) != 0 {
 		t.Errorf("tmp keeps %v", got)
+	}
+}
+
+// eventually polls cond for up to 10s: a cancelled layer's cleanup may
+// finish just after its pull returned.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("%s: still not so after 10s", what)
+			return
+		}
+	}
+}
+
+// nothingLeft checks that a failed pull left no image, no temp directory
+// and no layer but the complete ones in keep (diffIDs: a good layer of a
+// failed pull stays for a retry until the next collection).
+func nothingLeft(t *testing.T, e *env, keep ...string) {
+	t.Helper()
+	_, ctx := ktesting.NewTestContext(t)
+	eventually(t, "tmp/ empty", func() bool { return len(listDir(t, e.svc.tmpDir())) == 0 })
+	for _, d := range listDir(t, e.svc.layersDir()) {
+		if !slices.Contains(keep, "sha256:"+d) {
+			t.Errorf("layers/ keeps %v", d)
+		}
+	}
+	if imgs, _ := e.svc.List(ctx); len(imgs) != 0 {
+		t.Errorf("images: %v", imageNames(imgs))
+	}
+}
+
+// TestIssue13LayerLimits: a layer was unpacked without any bound on its
+// total size or inode count, so a compromised mirror could fill the disk
+// (a zstd blob expands ~32000:1) before its digest mismatch was found.
+func TestIssue13LayerLimits(t *testing.T) {
+	requireRoot(t)
+	_, ctx := ktesting.NewTestContext(t)
+	addr := testutil.StartRegistry(t)
+	cfg := hostileConfig(addr)
+	cfg.MaxLayerSize = 1 << 20
+	cfg.MaxLayerInodes = 100
+
+	manyFiles := func(n int) []entry {
+		var es []entry
+		for i := range n {
+			es = append(es, file(fmt.Sprintf("f%03d", i), "x"))
+		}
+		return es
+	}
+	zeros := func(n int) string { return string(make([]byte, n)) }
+	zstdOf := func(entries ...entry) v1.Layer {
+		data := tarOf(t, entries...)
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+			tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	for _, tc := range []struct {
+		name   string
+		layers []v1.Layer
+		limit  string // "" : within the limits
+	}{
+		{"within the limits", []v1.Layer{layerOf(t, true, append(manyFiles(90), file("big", zeros(900<<10)))...)}, ""},
+		{"one file over max_layer_size", []v1.Layer{layerOf(t, true, file("big", zeros(2<<20)))}, "max_layer_size"},
+		{"many files over max_layer_size", []v1.Layer{layerOf(t, true, file("a", zeros(600<<10)), file("b", zeros(600<<10)))}, "max_layer_size"},
+		// 64 MiB of zeros: a blob of a few KiB.
+		{"zstd bomb", []v1.Layer{zstdOf(file("bomb", zeros(64<<20)))}, "max_layer_size"},
+		{"over max_layer_inodes", []v1.Layer{layerOf(t, true, manyFiles(101)...)}, "max_layer_inodes"},
+		{"directories count", []v1.Layer{layerOf(t, true, append(manyFiles(60), func() []entry {
+			var ds []entry
+			for i := range 41 {
+				ds = append(ds, dirEntry(fmt.Sprintf("d%02d/", i)))
+			}
+			return ds
+		}()...)...)}, "max_layer_inodes"},
+		{"over max_entry_size", []v1.Layer{layerOf(t, true, file("big", zeros(3<<10)))}, "max_entry_size"},
+		// The good layer may finish or be cancelled; either way nothing stays.
+		{"one bad layer of two", []v1.Layer{layerOf(t, true, file("ok", "ok")), zstdOf(file("bomb2", zeros(64<<20)))}, "max_layer_size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg
+			if tc.limit == "max_entry_size" {
+				c.MaxEntrySize = 2 << 10
+			}
+			e := newService(t, t.TempDir(), c)
+			repo := strings.ReplaceAll(tc.name, " ", "-")
+			push(t, addr+"/"+repo+":v1", imageOf(t, "amd64", v1.Config{}, true, tc.layers...))
+			_, err := e.svc.Pull(ctx, addr+"/"+repo+":v1", nil)
+			if tc.limit == "" {
+				if err != nil {
+					t.Fatalf("layer within the limits: %v", err)
+				}
+				return
+			}
+			wantLimit(t, err, tc.limit)
+			var good []string
+			for _, l := range tc.layers[:len(tc.layers)-1] {
+				d, _ := l.DiffID()
+				good = append(good, d.String())
+			}
+			nothingLeft(t, e, good...)
+		})
 	}
 }

@@ -15,7 +15,7 @@ import (
 // Registries and images are untrusted input. These bounds keep what one
 // pull can make the daemon allocate or hold independent of what a
 // registry sends; the per-layer bounds on disk are in Config
-// (max_entry_size). docs/security.md
+// (max_layer_size, max_layer_inodes, max_entry_size). docs/security.md
 // lists them all with the tests that prove them.
 const (
 	// maxResponseSize bounds every registry response body except a blob

@@ -487,8 +487,10 @@ func (h *hashReader) digest() string { return "sha256:" + hex.EncodeToString(h.h
 
 // fetchLayer streams one blob from the registry into the layer store:
 //
-//	HTTP body → size limit → sha256 (blob digest) → decompress → sha256
-//	(diffID) → tar unpack into <root>/tmp/layer-*/diff
+//	HTTP body → sha256 and size (fails at the first byte past the size,
+//	and at the end on a digest mismatch) → decompress (zstd window ≤ 32
+//	MiB) → max_layer_size → sha256 (diffID) → tar unpack (max_entry_size,
+//	max_layer_inodes) into <root>/tmp/layer-*/diff
 //
 // and, only when both digests and the size match the manifest and the
 // config, renames the directory to <root>/layers/<diffID>, links it in
@@ -525,33 +527,42 @@ func (s *Service) fetchLayer(ctx context.Context, ri *remoteImage, desc v1.Descr
 		return rec, err
 	}
 
-	blob := &hashReader{r: io.LimitReader(body, desc.Size+1), h: sha256.New()}
+	blob := newVerifiedReader(body, desc.Size, desc.Digest.String())
 	br := bufio.NewReaderSize(blob, 128<<10)
+	// checkBlob reads the rest of the blob (the digest covers all of it);
+	// blob judges its size and digest at its end.
 	checkBlob := func() error {
-		io.Copy(io.Discard, br) // the rest of the blob: the digest covers all of it
-		if blob.n != desc.Size {
-			return fmt.Errorf("blob %s: got more than or less than its %d bytes: %w", desc.Digest, desc.Size, errdefs.ErrUnavailable)
+		_, err := io.Copy(io.Discard, br)
+		return err
+	}
+	// failed: when a limit was hit, that is the reason as the blob was
+	// served, and its rest may be huge: stop reading. Anything else may be
+	// a symptom of tampering: say "tampered" when the blob is.
+	failed := func(err error) error {
+		var le *limitError
+		if !errors.As(err, &le) {
+			if berr := checkBlob(); berr != nil {
+				return berr
+			}
 		}
-		if got := blob.digest(); got != desc.Digest.String() {
-			return fmt.Errorf("blob %s: content has digest %s: %w", desc.Digest, got, errdefs.ErrUnavailable)
-		}
-		return nil
+		return fmt.Errorf("unpack blob %s: %w", desc.Digest, err)
 	}
 	dr, err := decompress(br)
 	if err != nil {
-		return rec, errors.Join(checkBlob(), fmt.Errorf("blob %s: %w", desc.Digest, err))
+		return rec, failed(err)
 	}
 	defer dr.Close()
-	tarStream := &hashReader{r: dr, h: sha256.New()}
-	stats, err := unpackTar(ctx, diff, tarStream, unpackOptions{maxEntrySize: s.cfg.MaxEntrySize})
-	if err != nil {
-		if berr := checkBlob(); berr != nil {
-			return rec, berr // say "tampered", not what the tampering broke
-		}
-		return rec, fmt.Errorf("unpack blob %s: %w", desc.Digest, err)
+	tarStream := &hashReader{
+		r: &capReader{r: dr, left: s.cfg.MaxLayerSize,
+			err: limitErrorf("layer is more than %d bytes uncompressed, the limit (max_layer_size)", s.cfg.MaxLayerSize)},
+		h: sha256.New(),
 	}
-	if _, err := io.Copy(io.Discard, tarStream); err != nil { // tar padding
-		return rec, errors.Join(checkBlob(), fmt.Errorf("blob %s: %w", desc.Digest, err))
+	stats, err := unpackTar(ctx, diff, tarStream, unpackOptions{maxEntrySize: s.cfg.MaxEntrySize, maxInodes: s.cfg.MaxLayerInodes})
+	if err != nil {
+		return rec, failed(err)
+	}
+	if _, err := io.Copy(io.Discard, tarStream); err != nil { // tar padding, bounded by max_layer_size too
+		return rec, failed(err)
 	}
 	if err := checkBlob(); err != nil {
 		return rec, err

@@ -2,13 +2,17 @@ package image
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,8 +157,10 @@ type hostileFile struct {
 	body      []byte
 	chunked   bool // no Content-Length
 	// stallAfter > 0: send that many bytes, then nothing until the client
-	// goes away.
+	// goes away; < 0: not even the headers.
 	stallAfter int
+	// drip: send the body in 4 pieces this far apart.
+	drip time.Duration
 }
 
 func newHostileRegistry(t *testing.T) *hostileRegistry {
@@ -174,6 +180,14 @@ func newHostileRegistry(t *testing.T) *hostileRegistry {
 			http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN"}]}`, http.StatusNotFound)
 			return
 		}
+		h.mu.Lock()
+		fc := *f
+		h.mu.Unlock()
+		f = &fc
+		if f.stallAfter < 0 {
+			<-r.Context().Done()
+			return
+		}
 		w.Header().Set("Content-Type", f.mediaType)
 		if !f.chunked {
 			w.Header().Set("Content-Length", strconv.Itoa(len(f.body)))
@@ -185,13 +199,19 @@ func newHostileRegistry(t *testing.T) *hostileRegistry {
 		if f.stallAfter > 0 {
 			body = body[:f.stallAfter]
 		}
+		chunk := 64 << 10
+		if f.drip > 0 {
+			chunk = len(body)/4 + 1
+		}
 		for len(body) > 0 {
-			n := min(len(body), 64<<10)
+			n := min(len(body), chunk)
 			if _, err := w.Write(body[:n]); err != nil {
 				return
 			}
 			w.(http.Flusher).Flush()
-			body = body[n:]
+			if body = body[n:]; len(body) > 0 && f.drip > 0 {
+				time.Sleep(f.drip)
+			}
 		}
 		if f.stallAfter > 0 {
 			<-r.Context().Done()
@@ -290,10 +310,17 @@ func (h *hostileRegistry) serve(t *testing.T, repo, tag string, layers []testLay
 	return configPath, manifestPath
 }
 
-func (h *hostileRegistry) file(path string) *hostileFile {
+// edit changes how path is served; the returned func undoes it.
+func (h *hostileRegistry) edit(path string, fn func(*hostileFile)) (undo func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.files[path]
+	saved := *h.files[path]
+	fn(h.files[path])
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		*h.files[path] = saved
+	}
 }
 
 func mustHash(t *testing.T, s string) v1.Hash {
@@ -356,8 +383,9 @@ func TestIssue13RegistryCannotMakeUsAllocate(t *testing.T) {
 	})
 	t.Run("config blob longer than its descriptor", func(t *testing.T) {
 		configPath, _ := h.serve(t, "longconfig", "v1", small, 0, 0, nil)
-		f := h.file(configPath)
-		f.body, f.chunked = append(f.body, bytes.Repeat([]byte(" "), 64<<20)...), true
+		h.edit(configPath, func(f *hostileFile) {
+			f.body, f.chunked = append(f.body, bytes.Repeat([]byte(" "), 64<<20)...), true
+		})
 		if err := pull("longconfig"); err == nil || !strings.Contains(err.Error(), "longer") {
 			t.Errorf("err = %v, want the blob refused as longer than its descriptor", err)
 		}
@@ -366,7 +394,7 @@ func TestIssue13RegistryCannotMakeUsAllocate(t *testing.T) {
 		t.Run(fmt.Sprintf("manifest of 5 MiB chunked=%v", chunked), func(t *testing.T) {
 			repo := fmt.Sprintf("bigmanifest%v", chunked)
 			_, manifestPath := h.serve(t, repo, "v1", small, 0, 5<<20, nil)
-			h.file(manifestPath).chunked = chunked
+			h.edit(manifestPath, func(f *hostileFile) { f.chunked = chunked })
 			wantLimit(t, pull(repo), "4194304")
 		})
 	}
@@ -500,4 +528,107 @@ func TestIssue13LayerLimits(t *testing.T) {
 			nothingLeft(t, e, good...)
 		})
 	}
+}
+
+// imageGoroutines lists the goroutines running code of this package,
+// other than the tests' own.
+func imageGoroutines() []string {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "cri-runtime/pkg/image.") && !strings.Contains(g, "_test.go") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// TestIssue13PullProgressTimeout: a registry that stalled mid-blob
+// blocked the pull forever (its context is detached from the caller's),
+// and with it the kubelet's serial image puller.
+func TestIssue13PullProgressTimeout(t *testing.T) {
+	requireRoot(t)
+	h := newHostileRegistry(t)
+	random := make([]byte, 1<<20) // gzip does not shrink it
+	rand.Read(random)
+	layers := []testLayer{gzipLayer(t, file("random", string(random))), gzipLayer(t, file("small", "x"))}
+	_, manifestPath := h.serve(t, "stall", "v1", layers, 0, 0, nil)
+	blobPath := "/v2/stall/blobs/" + sha256Digest(layers[0].blob)
+
+	cfg := hostileConfig(h.addr)
+	cfg.PullProgressTimeout = Duration(time.Second)
+	for _, tc := range []struct {
+		name       string
+		path       string
+		stallAfter int
+	}{
+		{"mid-blob", blobPath, len(layers[0].blob) / 2},
+		{"mid-manifest", manifestPath, 10},
+		{"before the manifest's headers", manifestPath, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			defer h.edit(tc.path, func(f *hostileFile) { f.stallAfter = tc.stallAfter })()
+			e := newService(t, t.TempDir(), cfg)
+			// Without the progress timeout the pull would hang: give up
+			// waiting (which cancels it) after 20s.
+			ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			start := time.Now()
+			_, err := e.svc.Pull(ctx, h.addr+"/stall:v1", nil)
+			took := time.Since(start)
+			if err == nil {
+				t.Fatal("pull from a stalled registry succeeded")
+			}
+			t.Logf("err after %s = %v", took, err)
+			if !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), "pull_progress_timeout") {
+				t.Errorf("err = %v, want Unavailable naming pull_progress_timeout", err)
+			}
+			if took > 8*time.Second {
+				t.Errorf("the pull failed after %s, want a few seconds with a 1s progress timeout", took)
+			}
+			nothingLeft(t, e, layers[1].diffID)
+			eventually(t, "no pull flight", func() bool {
+				e.svc.pulls.mu.Lock()
+				defer e.svc.pulls.mu.Unlock()
+				e.svc.layerPulls.mu.Lock()
+				defer e.svc.layerPulls.mu.Unlock()
+				return len(e.svc.pulls.calls)+len(e.svc.layerPulls.calls) == 0
+			})
+			eventually(t, "no goroutine of the pull", func() bool { return len(imageGoroutines()) == 0 })
+			if g := imageGoroutines(); len(g) != 0 {
+				t.Logf("goroutines left:\n%s", strings.Join(g, "\n\n"))
+			}
+		})
+	}
+
+	t.Run("slow but steady", func(t *testing.T) {
+		// A byte now and then is progress: 4 chunks 600ms apart take longer
+		// than the timeout in all, and the pull succeeds.
+		_, ctx := ktesting.NewTestContext(t)
+		defer h.edit(blobPath, func(f *hostileFile) { f.drip = 600 * time.Millisecond })()
+		e := newService(t, t.TempDir(), cfg)
+		start := time.Now()
+		if _, err := e.svc.Pull(ctx, h.addr+"/stall:v1", nil); err != nil {
+			t.Fatalf("slow pull: %v", err)
+		}
+		if took := time.Since(start); took < 1500*time.Millisecond {
+			t.Errorf("the drip took only %s: the test does not test a pull longer than the timeout", took)
+		}
+	})
+
+	t.Run("0 disables it", func(t *testing.T) {
+		defer h.edit(blobPath, func(f *hostileFile) { f.stallAfter = len(layers[0].blob) / 2 })()
+		c := cfg
+		c.PullProgressTimeout = 0
+		e := newService(t, t.TempDir(), c)
+		_, ctx := ktesting.NewTestContext(t)
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if _, err := e.svc.Pull(ctx, h.addr+"/stall:v1", nil); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err = %v, want the caller's deadline", err)
+		}
+		nothingLeft(t, e, layers[1].diffID)
+	})
 }

@@ -8,6 +8,8 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"sync/atomic"
+	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
@@ -84,6 +86,79 @@ func (c capTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 type cappedBody struct {
 	io.Reader
 	io.Closer
+}
+
+// progressTransport aborts a request that waits longer than timeout for
+// its response headers or for any one read of its body: a registry that
+// stalls mid-blob fails the pull instead of blocking it forever. Only
+// time spent waiting on the network counts; a slow consumer (a big file
+// being written) does not.
+type progressTransport struct {
+	next    http.RoundTripper
+	timeout time.Duration
+}
+
+func (p progressTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancelCause(req.Context())
+	w := &watchdog{
+		timeout: p.timeout,
+		cancel:  cancel,
+		// Host and path only: a redirect's query may be a signed URL.
+		err: fmt.Errorf("%s %s%s: no progress for %s (pull_progress_timeout): %w",
+			req.Method, req.URL.Host, req.URL.Path, p.timeout, errdefs.ErrUnavailable),
+	}
+	w.timer = time.AfterFunc(p.timeout, w.fire)
+	resp, err := p.next.RoundTrip(req.WithContext(ctx))
+	if !w.timer.Stop() || w.fired.Load() {
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel(nil)
+		return nil, w.err
+	}
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = &watchedBody{rc: resp.Body, w: w}
+	return resp, nil
+}
+
+type watchdog struct {
+	timeout time.Duration
+	timer   *time.Timer
+	cancel  context.CancelCauseFunc
+	fired   atomic.Bool
+	err     error
+}
+
+func (w *watchdog) fire() {
+	w.fired.Store(true)
+	w.cancel(w.err) // unblocks the read: the transport closes the connection
+}
+
+type watchedBody struct {
+	rc io.ReadCloser
+	w  *watchdog
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	if b.w.fired.Load() {
+		return 0, b.w.err
+	}
+	b.w.timer.Reset(b.w.timeout)
+	n, err := b.rc.Read(p)
+	if !b.w.timer.Stop() || b.w.fired.Load() {
+		return n, b.w.err
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error {
+	b.w.timer.Stop()
+	err := b.rc.Close()
+	b.w.cancel(nil)
+	return err
 }
 
 // verifiedReader passes a blob through while hashing and counting it. It

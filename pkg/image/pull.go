@@ -111,7 +111,11 @@ func (s *Service) roundTripper(ep endpoint) http.RoundTripper {
 			next = s.skipVerify
 		}
 	}
-	return capTransport{next: schemePolicy{next: next, allowHTTP: map[string]bool{ep.host: ep.insecure}}}
+	var rt http.RoundTripper = schemePolicy{next: next, allowHTTP: map[string]bool{ep.host: ep.insecure}}
+	if d := time.Duration(s.cfg.PullProgressTimeout); d > 0 {
+		rt = progressTransport{next: rt, timeout: d}
+	}
+	return capTransport{next: rt}
 }
 
 // authenticator picks the credentials for host when pulling from domain:

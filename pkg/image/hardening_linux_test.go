@@ -501,6 +501,8 @@ func TestIssue13LayerLimits(t *testing.T) {
 			return ds
 		}()...)...)}, "max_layer_inodes"},
 		{"over max_entry_size", []v1.Layer{layerOf(t, true, file("big", zeros(3<<10)))}, "max_entry_size"},
+		// Incompressible: the blob itself is over the limit.
+		{"blob over max_layer_size", []v1.Layer{layerOf(t, true, file("random", string(randomBytes(t, 2<<20))))}, "max_layer_size"},
 		// The good layer may finish or be cancelled; either way nothing stays.
 		{"one bad layer of two", []v1.Layer{layerOf(t, true, file("ok", "ok")), zstdOf(file("bomb2", zeros(64<<20)))}, "max_layer_size"},
 	} {
@@ -509,7 +511,8 @@ func TestIssue13LayerLimits(t *testing.T) {
 			if tc.limit == "max_entry_size" {
 				c.MaxEntrySize = 2 << 10
 			}
-			e := newService(t, t.TempDir(), c)
+			counter := &countingTransport{next: loopbackOnly()}
+			e := newService(t, t.TempDir(), c, WithTransport(counter))
 			repo := strings.ReplaceAll(tc.name, " ", "-")
 			push(t, addr+"/"+repo+":v1", imageOf(t, "amd64", v1.Config{}, true, tc.layers...))
 			_, err := e.svc.Pull(ctx, addr+"/"+repo+":v1", nil)
@@ -520,6 +523,9 @@ func TestIssue13LayerLimits(t *testing.T) {
 				return
 			}
 			wantLimit(t, err, tc.limit)
+			if n := counter.blobs.Load(); strings.HasPrefix(tc.name, "blob over") && n != 0 {
+				t.Errorf("%d blob GETs; want none: the layer's size in the manifest refuses it", n)
+			}
 			var good []string
 			for _, l := range tc.layers[:len(tc.layers)-1] {
 				d, _ := l.DiffID()
@@ -528,6 +534,15 @@ func TestIssue13LayerLimits(t *testing.T) {
 			nothingLeft(t, e, good...)
 		})
 	}
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // imageGoroutines lists the goroutines running code of this package,
@@ -550,8 +565,7 @@ func imageGoroutines() []string {
 func TestIssue13PullProgressTimeout(t *testing.T) {
 	requireRoot(t)
 	h := newHostileRegistry(t)
-	random := make([]byte, 1<<20) // gzip does not shrink it
-	rand.Read(random)
+	random := randomBytes(t, 1<<20) // gzip does not shrink it
 	layers := []testLayer{gzipLayer(t, file("random", string(random))), gzipLayer(t, file("small", "x"))}
 	_, manifestPath := h.serve(t, "stall", "v1", layers, 0, 0, nil)
 	blobPath := "/v2/stall/blobs/" + sha256Digest(layers[0].blob)

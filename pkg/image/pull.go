@@ -320,6 +320,15 @@ func (s *Service) resolve(ctx context.Context, ep endpoint, r Reference, auth *A
 	if n := len(m.Layers); n > maxLayers {
 		return nil, limitErrorf("image has %d layers, the limit is %d", n, maxLayers)
 	}
+	// A compressed blob is not larger than its content, but for a few
+	// bytes per block of incompressible data: a layer blob over
+	// max_layer_size (and 1/64 of slack) cannot hold a layer within it.
+	// Refused here, its bytes are not even downloaded.
+	for _, l := range m.Layers {
+		if max := s.cfg.MaxLayerSize + s.cfg.MaxLayerSize/64; l.Size > max {
+			return nil, limitErrorf("layer blob %s is %d bytes, more than a layer within max_layer_size (%d) can take", l.Digest, l.Size, s.cfg.MaxLayerSize)
+		}
+	}
 	if m.Config.Size < 0 {
 		return nil, fmt.Errorf("config blob %s: negative size: %w", m.Config.Digest, errdefs.ErrFailedPrecondition)
 	}

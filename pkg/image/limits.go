@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -176,7 +177,11 @@ type verifiedReader struct {
 }
 
 func newVerifiedReader(body io.Reader, size int64, digest string) *verifiedReader {
-	return &verifiedReader{r: io.LimitReader(body, size+1), h: sha256.New(), size: size, digest: digest}
+	limit := size
+	if limit < math.MaxInt64 {
+		limit++ // one byte past the end tells a longer blob
+	}
+	return &verifiedReader{r: io.LimitReader(body, limit), h: sha256.New(), size: size, digest: digest}
 }
 
 func (v *verifiedReader) Read(p []byte) (int, error) {
@@ -218,7 +223,7 @@ func (c *capReader) Read(p []byte) (int, error) {
 	if c.left < 0 {
 		return 0, c.err
 	}
-	if int64(len(p)) > c.left+1 {
+	if int64(len(p)) > c.left { // never c.left+1: it may be MaxInt64
 		p = p[:c.left+1]
 	}
 	n, err := c.r.Read(p)

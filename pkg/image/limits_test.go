@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"strings"
 	"testing"
 
@@ -83,6 +84,10 @@ func TestCapReader(t *testing.T) {
 		if want := tc.in[:min(len(tc.in), int(tc.max))]; string(got) != want {
 			t.Errorf("%q max %d: passed on %q, want %q", tc.in, tc.max, got, want)
 		}
+	}
+	// No overflow at the largest limit a config may set.
+	if got, err := io.ReadAll(&capReader{r: strings.NewReader("abc"), left: math.MaxInt64, err: limit}); err != nil || string(got) != "abc" {
+		t.Errorf("max limit: %q, %v", got, err)
 	}
 	src := &endless{}
 	if _, err := io.ReadAll(&capReader{r: src, left: 1 << 20, err: limit}); err != limit {

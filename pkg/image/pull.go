@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -259,7 +260,7 @@ func (s *Service) pull(ctx context.Context, r Reference, auth *Auth) (Image, err
 	}
 	img.RepoDigests = []string{r.digested(ri.topDigest)}
 	if r.Digest != "" {
-		img.PulledByDigest = img.RepoDigests
+		img.PulledByDigest = slices.Clone(img.RepoDigests)
 	}
 	return s.commit(ctx, img)
 }
@@ -324,8 +325,12 @@ func (s *Service) resolve(ctx context.Context, ep endpoint, r Reference, auth *A
 	// bytes per block of incompressible data: a layer blob over
 	// max_layer_size (and 1/64 of slack) cannot hold a layer within it.
 	// Refused here, its bytes are not even downloaded.
+	maxBlob := s.cfg.MaxLayerSize
+	if maxBlob <= math.MaxInt64-maxBlob/64 {
+		maxBlob += maxBlob / 64
+	}
 	for _, l := range m.Layers {
-		if max := s.cfg.MaxLayerSize + s.cfg.MaxLayerSize/64; l.Size > max {
+		if l.Size > maxBlob {
 			return nil, limitErrorf("layer blob %s is %d bytes, more than a layer within max_layer_size (%d) can take", l.Digest, l.Size, s.cfg.MaxLayerSize)
 		}
 	}

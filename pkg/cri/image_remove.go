@@ -10,8 +10,9 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
-// RemoveImage removes an image by ID (all its names go), or one of its
-// names (the image goes with its last name). An absent image is success:
+// RemoveImage removes an image by ID or by name@digest (all its names
+// go), or one of its tags (the image goes with its last tag unless it was
+// pulled by digest; see image.Service.Remove). An absent image is success:
 // RemoveImage is idempotent (the CRI contract, critest idempotence.go).
 func (s *Service) RemoveImage(ctx context.Context, r *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
 	ref := r.GetImage().GetImage()

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
@@ -17,6 +18,17 @@ type Config struct {
 	// MaxEntrySize is the largest file, in bytes, a layer may hold. A tar
 	// header that declares more fails the pull before anything is written.
 	MaxEntrySize int64 `toml:"max_entry_size"`
+	// MaxLayerSize is the largest uncompressed size, in bytes, of one
+	// layer: its tar stream, what the diffID hashes. The unpack stops at
+	// the first byte past it (a zstd blob can expand ~32000:1).
+	MaxLayerSize int64 `toml:"max_layer_size"`
+	// MaxLayerInodes is the most files, directories, links, devices and
+	// whiteouts one layer may create. The unpack stops at the first past it.
+	MaxLayerInodes int64 `toml:"max_layer_inodes"`
+	// PullProgressTimeout aborts a pull when a registry request has
+	// waited that long for its response or for the next byte of its body.
+	// Zero disables it.
+	PullProgressTimeout Duration `toml:"pull_progress_timeout"`
 	// Platform is the os/arch[/variant] picked from an image index.
 	Platform string `toml:"platform"`
 	// Registry is decoded by the root config from its own [registry]
@@ -59,11 +71,30 @@ type RegistryHostConfig struct {
 	InsecureSkipVerify bool `toml:"insecure_skip_verify"`
 }
 
+// Duration is a time.Duration written as "5m" in the config file.
+type Duration time.Duration
+
+// UnmarshalText reads a Go duration ("5m", "30s", "0").
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", b, errdefs.ErrInvalidArgument)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as Go prints it ("5m0s").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
 // DefaultConfig returns the defaults used when the config file says nothing.
 func DefaultConfig() Config {
 	return Config{
 		MaxConcurrentDownloads: 8,
 		MaxEntrySize:           64 << 30,
+		MaxLayerSize:           64 << 30,
+		MaxLayerInodes:         1 << 20,
+		PullProgressTimeout:    Duration(5 * time.Minute), // as containerd and CRI-O
 		Platform:               "linux/" + runtime.GOARCH,
 	}
 }
@@ -76,6 +107,15 @@ func (c Config) Validate() error {
 	}
 	if c.MaxEntrySize < 1 {
 		return fmt.Errorf("max_entry_size: must be positive, got %d: %w", c.MaxEntrySize, errdefs.ErrInvalidArgument)
+	}
+	if c.MaxLayerSize < 1 {
+		return fmt.Errorf("max_layer_size: must be positive, got %d: %w", c.MaxLayerSize, errdefs.ErrInvalidArgument)
+	}
+	if c.MaxLayerInodes < 1 {
+		return fmt.Errorf("max_layer_inodes: must be positive, got %d: %w", c.MaxLayerInodes, errdefs.ErrInvalidArgument)
+	}
+	if c.PullProgressTimeout < 0 {
+		return fmt.Errorf("pull_progress_timeout: must not be negative, got %s: %w", time.Duration(c.PullProgressTimeout), errdefs.ErrInvalidArgument)
 	}
 	if _, err := parsePlatform(c.Platform); err != nil {
 		return fmt.Errorf("platform: %w", err)

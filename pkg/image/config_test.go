@@ -2,6 +2,7 @@ package image
 
 import (
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -61,6 +62,10 @@ func TestConfigValidate(t *testing.T) {
 		{"default", func(*Config) {}, true},
 		{"zero downloads", func(c *Config) { c.MaxConcurrentDownloads = 0 }, false},
 		{"zero entry size", func(c *Config) { c.MaxEntrySize = 0 }, false},
+		{"zero layer size", func(c *Config) { c.MaxLayerSize = 0 }, false},
+		{"zero layer inodes", func(c *Config) { c.MaxLayerInodes = 0 }, false},
+		{"negative progress timeout", func(c *Config) { c.PullProgressTimeout = -1 }, false},
+		{"progress timeout off", func(c *Config) { c.PullProgressTimeout = 0 }, true},
 		{"bad platform", func(c *Config) { c.Platform = "amd64" }, false},
 		{"variant", func(c *Config) { c.Platform = "linux/arm/v7" }, true},
 		{"ftp endpoint", func(c *Config) { c.Registry.Mirrors = map[string]Mirror{"docker.io": {Endpoints: []string{"ftp://x"}}} }, false},
@@ -136,5 +141,37 @@ func TestChainIDs(t *testing.T) {
 	got := chainIDs([]string{a, b})
 	if got[0] != a || got[1] != sha256Digest([]byte(a+" "+b)) {
 		t.Errorf("chainIDs = %v", got)
+	}
+}
+
+func TestImageConfigTOML(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{`pull_progress_timeout = "30s"`, 30 * time.Second, true},
+		{`pull_progress_timeout = "0"`, 0, true},
+		{`pull_progress_timeout = "5 minutes"`, 0, false},
+		{`pull_progress_timeout = 300`, 0, false}, // no bare numbers of seconds
+	} {
+		root := struct {
+			Image Config `toml:"image"`
+		}{DefaultConfig()}
+		md, err := toml.Decode("[image]\n"+tc.in+"\nmax_layer_size = 1024\nmax_layer_inodes = 10\n", &root)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v", tc.in, err)
+			continue
+		}
+		if !tc.ok {
+			continue
+		}
+		if len(md.Undecoded()) != 0 || time.Duration(root.Image.PullProgressTimeout) != tc.want ||
+			root.Image.MaxLayerSize != 1024 || root.Image.MaxLayerInodes != 10 {
+			t.Errorf("%s: decoded %+v, undecoded %v", tc.in, root.Image, md.Undecoded())
+		}
+	}
+	if got := DefaultConfig().PullProgressTimeout; time.Duration(got) != 5*time.Minute {
+		t.Errorf("default pull_progress_timeout = %s, want 5m", time.Duration(got))
 	}
 }

@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -76,4 +77,43 @@ func waitWaiters[T any](t *testing.T, g *flight[T], key string, n int) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatalf("fewer than %d waiters on %s", n, key)
+}
+
+func TestFlightKeySeparatesCredentials(t *testing.T) {
+	s := &Service{}
+	copy(s.authKey[:], "a key for the test, 32 bytes lon")
+	r, err := ParseReference("busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := s.flightKey(r, nil)
+	for _, a := range []*Auth{{}, {ServerAddress: "docker.io"}} {
+		if k := s.flightKey(r, a); k != anon {
+			t.Errorf("credential-less %+v: key %q, want the anonymous %q", a, k, anon)
+		}
+	}
+	keys := map[string]bool{anon: true}
+	for _, a := range []*Auth{
+		{Username: "u", Password: "pass-word"},
+		{Username: "u", Password: "pass-wore"},
+		{Username: "upass-word", Password: ""},
+		{Username: "u", Password: "pass-word", ServerAddress: "docker.io"},
+		{Auth: "dTpwYXNzLXdvcmQ="},
+		{IdentityToken: "identity-token"},
+		{RegistryToken: "registry-token"},
+	} {
+		k := s.flightKey(r, a)
+		if keys[k] {
+			t.Errorf("%+v shares a key with other credentials", a)
+		}
+		keys[k] = true
+		if k != s.flightKey(r, &Auth{Username: a.Username, Password: a.Password, Auth: a.Auth, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken, ServerAddress: a.ServerAddress}) {
+			t.Errorf("%+v: key not stable", a)
+		}
+		for _, secret := range []string{a.Password, a.Auth, a.IdentityToken, a.RegistryToken} {
+			if secret != "" && strings.Contains(k, secret) {
+				t.Errorf("key %q holds the secret %q", k, secret)
+			}
+		}
+	}
 }

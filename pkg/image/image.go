@@ -20,6 +20,11 @@ type Image struct {
 	// registry resolved the pulled reference to (an index for a
 	// multi-platform image).
 	RepoDigests []string `json:"repoDigests,omitempty"`
+	// PulledByDigest are the RepoDigests a pull asked for by that digest
+	// (name@digest). They keep the image as a tag does. The other
+	// RepoDigests came with a pull by tag, and go with the image's last
+	// tag (Remove).
+	PulledByDigest []string `json:"pulledByDigest,omitempty"`
 	// Size is the bytes fetched for it: manifest, config and compressed layers.
 	Size int64 `json:"size"`
 	// ManifestDigest is the digest of the platform manifest that was unpacked.
@@ -59,6 +64,7 @@ type ImageConfig struct {
 func (i Image) clone() Image {
 	i.RepoTags = slices.Clone(i.RepoTags)
 	i.RepoDigests = slices.Clone(i.RepoDigests)
+	i.PulledByDigest = slices.Clone(i.PulledByDigest)
 	i.RawConfig = slices.Clone(i.RawConfig)
 	i.DiffIDs = slices.Clone(i.DiffIDs)
 	i.ChainIDs = slices.Clone(i.ChainIDs)

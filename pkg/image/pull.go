@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -109,7 +112,11 @@ func (s *Service) roundTripper(ep endpoint) http.RoundTripper {
 			next = s.skipVerify
 		}
 	}
-	return schemePolicy{next: next, allowHTTP: map[string]bool{ep.host: ep.insecure}}
+	var rt http.RoundTripper = schemePolicy{next: next, allowHTTP: map[string]bool{ep.host: ep.insecure}}
+	if d := time.Duration(s.cfg.PullProgressTimeout); d > 0 {
+		rt = progressTransport{next: rt, timeout: d}
+	}
+	return capTransport{next: rt}
 }
 
 // authenticator picks the credentials for host when pulling from domain:
@@ -143,8 +150,9 @@ func (s *Service) authenticator(host, domain string, a *Auth) authn.Authenticato
 // Pull fetches ref (normalized as ParseReference does) for the configured
 // platform and stores it, unless it is already complete; either way the
 // reference becomes a name of the resulting image (a tag moves from the
-// image that had it). Concurrent pulls of the same reference share one
-// download, and layers are shared across pulls by diffID.
+// image that had it). Concurrent pulls of the same reference with the
+// same credentials share one download, and layers are shared across
+// pulls by diffID.
 func (s *Service) Pull(ctx context.Context, ref string, auth *Auth) (Image, error) {
 	r, err := ParseReference(ref)
 	if err != nil {
@@ -153,12 +161,32 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *Auth) (Image, erro
 	logger := klog.FromContext(ctx).WithValues("image", r.String())
 	ctx = klog.NewContext(ctx, logger)
 	start := time.Now()
-	img, err := s.pulls.do(ctx, r.String(), func(ctx context.Context) (Image, error) { return s.pull(ctx, r, auth) })
+	img, err := s.pulls.do(ctx, s.flightKey(r, auth), func(ctx context.Context) (Image, error) { return s.pull(ctx, r, auth) })
 	if err != nil {
 		return Image{}, err
 	}
 	logger.V(2).Info("Pulled image", "imageID", img.ID, "duration", time.Since(start))
 	return img.clone(), nil
+}
+
+// flightKey is what concurrent pulls share a download by: the reference
+// and the credentials. A caller without the credentials of a running pull
+// must not join it, or it would get a private image it cannot read (the
+// registry is asked for every pull; only a joined flight skips it). The
+// credentials enter as an HMAC under a key of this process, so the key
+// neither holds nor, if logged, lets anyone test guesses of the secret.
+func (s *Service) flightKey(r Reference, a *Auth) string {
+	if a.empty() {
+		return r.String()
+	}
+	m := hmac.New(sha256.New, s.authKey[:])
+	for _, f := range []string{a.Username, a.Password, a.Auth, a.IdentityToken, a.RegistryToken, a.ServerAddress} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(f)))
+		m.Write(n[:])
+		m.Write([]byte(f))
+	}
+	return r.String() + " auth:" + hex.EncodeToString(m.Sum(nil))
 }
 
 // remoteImage is what resolving a reference on one endpoint gives.
@@ -231,6 +259,9 @@ func (s *Service) pull(ctx context.Context, r Reference, auth *Auth) (Image, err
 		img.RepoTags = []string{t}
 	}
 	img.RepoDigests = []string{r.digested(ri.topDigest)}
+	if r.Digest != "" {
+		img.PulledByDigest = slices.Clone(img.RepoDigests)
+	}
 	return s.commit(ctx, img)
 }
 
@@ -286,26 +317,66 @@ func (s *Service) resolve(ctx context.Context, ep endpoint, r Reference, auth *A
 	if err != nil {
 		return nil, err
 	}
-	configRaw, err := img.RawConfigFile()
-	if err != nil {
-		return nil, err
+	// Bound what the manifest makes us fetch and start before any of it.
+	if n := len(m.Layers); n > maxLayers {
+		return nil, limitErrorf("image has %d layers, the limit is %d", n, maxLayers)
 	}
-	// go-containerregistry checks this too; the image ID rests on it.
-	if got := sha256Digest(configRaw); got != m.Config.Digest.String() {
-		return nil, fmt.Errorf("config blob digest %s, manifest says %s: %w", got, m.Config.Digest, errdefs.ErrUnavailable)
+	// A compressed blob is not larger than its content, but for a few
+	// bytes per block of incompressible data: a layer blob over
+	// max_layer_size (and 1/64 of slack) cannot hold a layer within it.
+	// Refused here, its bytes are not even downloaded.
+	maxBlob := s.cfg.MaxLayerSize
+	if maxBlob <= math.MaxInt64-maxBlob/64 {
+		maxBlob += maxBlob / 64
 	}
-	cf, err := v1.ParseConfigFile(bytes.NewReader(configRaw))
-	if err != nil {
-		return nil, fmt.Errorf("parse image config: %v: %w", err, errdefs.ErrFailedPrecondition)
+	for _, l := range m.Layers {
+		if l.Size > maxBlob {
+			return nil, limitErrorf("layer blob %s is %d bytes, more than a layer within max_layer_size (%d) can take", l.Digest, l.Size, s.cfg.MaxLayerSize)
+		}
+	}
+	if m.Config.Size < 0 {
+		return nil, fmt.Errorf("config blob %s: negative size: %w", m.Config.Digest, errdefs.ErrFailedPrecondition)
+	}
+	if m.Config.Size > maxConfigSize {
+		return nil, limitErrorf("config blob %s is %d bytes, the limit is %d (4 MiB)", m.Config.Digest, m.Config.Size, maxConfigSize)
 	}
 	rt, au := s.roundTripper(ep), s.authenticator(ep.host, r.Domain, auth)
-	blobTransport := sync.OnceValues(func() (http.RoundTripper, error) {
-		return transport.NewWithContext(ctx, repo.Registry, au, rt, []string{repo.Scope(transport.PullScope)})
-	})
-	return &remoteImage{
-		blobTransport: blobTransport, repo: repo, topDigest: desc.Digest.String(), img: img, manifest: m,
-		rawSize: int64(len(rawManifest)), configRaw: configRaw, configFile: cf,
-	}, nil
+	ri := &remoteImage{
+		blobTransport: sync.OnceValues(func() (http.RoundTripper, error) {
+			return transport.NewWithContext(ctx, repo.Registry, au, rt, []string{repo.Scope(transport.PullScope)})
+		}),
+		repo: repo, topDigest: desc.Digest.String(), img: img, manifest: m, rawSize: int64(len(rawManifest)),
+	}
+	// Fetched here rather than by img.RawConfigFile, which would read
+	// whatever size the manifest claims. The image ID rests on its digest.
+	if ri.configRaw, err = ri.readConfig(ctx, m.Config); err != nil {
+		return nil, err
+	}
+	if ri.configFile, err = v1.ParseConfigFile(bytes.NewReader(ri.configRaw)); err != nil {
+		return nil, fmt.Errorf("parse image config: %v: %w", err, errdefs.ErrFailedPrecondition)
+	}
+	return ri, nil
+}
+
+// readConfig returns the config blob d, verified against its size and
+// digest; its size is already bounded.
+func (ri *remoteImage) readConfig(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	if d.Data != nil { // embedded in the manifest (OCI descriptor "data")
+		if int64(len(d.Data)) != d.Size || sha256Digest(d.Data) != d.Digest.String() {
+			return nil, fmt.Errorf("config blob %s: embedded data does not match its descriptor: %w", d.Digest, errdefs.ErrUnavailable)
+		}
+		return d.Data, nil
+	}
+	body, err := ri.openBlob(ctx, d.Digest.String(), d.Size)
+	if err != nil {
+		return nil, fmt.Errorf("config blob %s: %w", d.Digest, err)
+	}
+	defer body.Close()
+	b, err := io.ReadAll(newVerifiedReader(body, d.Size, d.Digest.String()))
+	if err != nil {
+		return nil, classify(err)
+	}
+	return b, nil
 }
 
 // classify gives a registry error its class: 404 → NotFound, 401/403 →
@@ -388,14 +459,16 @@ func (s *Service) fetchLayers(ctx context.Context, ri *remoteImage, diffIDs []st
 	return nil
 }
 
-// openBlob starts the GET of a blob; the caller verifies what it reads.
-func (ri *remoteImage) openBlob(ctx context.Context, digest string) (io.ReadCloser, error) {
+// openBlob starts the GET of a blob of the given size; the caller
+// verifies what it reads (newVerifiedReader). A Content-Length other than
+// size fails before any of the body is read.
+func (ri *remoteImage) openBlob(ctx context.Context, digest string, size int64) (io.ReadCloser, error) {
 	rt, err := ri.blobTransport()
 	if err != nil {
 		return nil, classify(err)
 	}
 	u := url.URL{Scheme: ri.repo.Scheme(), Host: ri.repo.RegistryStr(), Path: "/v2/" + ri.repo.RepositoryStr() + "/blobs/" + digest}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(withBlobRequest(ctx), http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -406,6 +479,10 @@ func (ri *remoteImage) openBlob(ctx context.Context, digest string) (io.ReadClos
 	if err := transport.CheckError(resp, http.StatusOK); err != nil {
 		resp.Body.Close()
 		return nil, classify(err)
+	}
+	if resp.ContentLength >= 0 && resp.ContentLength != size {
+		resp.Body.Close()
+		return nil, fmt.Errorf("blob %s: Content-Length %d, its descriptor says %d bytes: %w", digest, resp.ContentLength, size, errdefs.ErrUnavailable)
 	}
 	return resp.Body, nil
 }
@@ -428,8 +505,10 @@ func (h *hashReader) digest() string { return "sha256:" + hex.EncodeToString(h.h
 
 // fetchLayer streams one blob from the registry into the layer store:
 //
-//	HTTP body → size limit → sha256 (blob digest) → decompress → sha256
-//	(diffID) → tar unpack into <root>/tmp/layer-*/diff
+//	HTTP body → sha256 and size (fails at the first byte past the size,
+//	and at the end on a digest mismatch) → decompress (zstd window ≤ 32
+//	MiB) → max_layer_size → sha256 (diffID) → tar unpack (max_entry_size,
+//	max_layer_inodes) into <root>/tmp/layer-*/diff
 //
 // and, only when both digests and the size match the manifest and the
 // config, renames the directory to <root>/layers/<diffID>, links it in
@@ -446,7 +525,7 @@ func (s *Service) fetchLayer(ctx context.Context, ri *remoteImage, desc v1.Descr
 	if desc.Size < 0 {
 		return rec, fmt.Errorf("negative layer size: %w", errdefs.ErrFailedPrecondition)
 	}
-	body, err := ri.openBlob(ctx, desc.Digest.String())
+	body, err := ri.openBlob(ctx, desc.Digest.String(), desc.Size)
 	if err != nil {
 		return rec, err
 	}
@@ -466,33 +545,42 @@ func (s *Service) fetchLayer(ctx context.Context, ri *remoteImage, desc v1.Descr
 		return rec, err
 	}
 
-	blob := &hashReader{r: io.LimitReader(body, desc.Size+1), h: sha256.New()}
+	blob := newVerifiedReader(body, desc.Size, desc.Digest.String())
 	br := bufio.NewReaderSize(blob, 128<<10)
+	// checkBlob reads the rest of the blob (the digest covers all of it);
+	// blob judges its size and digest at its end.
 	checkBlob := func() error {
-		io.Copy(io.Discard, br) // the rest of the blob: the digest covers all of it
-		if blob.n != desc.Size {
-			return fmt.Errorf("blob %s: got more than or less than its %d bytes: %w", desc.Digest, desc.Size, errdefs.ErrUnavailable)
+		_, err := io.Copy(io.Discard, br)
+		return err
+	}
+	// failed: when a limit was hit, that is the reason as the blob was
+	// served, and its rest may be huge: stop reading. Anything else may be
+	// a symptom of tampering: say "tampered" when the blob is.
+	failed := func(err error) error {
+		var le *limitError
+		if !errors.As(err, &le) {
+			if berr := checkBlob(); berr != nil {
+				return berr
+			}
 		}
-		if got := blob.digest(); got != desc.Digest.String() {
-			return fmt.Errorf("blob %s: content has digest %s: %w", desc.Digest, got, errdefs.ErrUnavailable)
-		}
-		return nil
+		return fmt.Errorf("unpack blob %s: %w", desc.Digest, err)
 	}
 	dr, err := decompress(br)
 	if err != nil {
-		return rec, errors.Join(checkBlob(), fmt.Errorf("blob %s: %w", desc.Digest, err))
+		return rec, failed(err)
 	}
 	defer dr.Close()
-	tarStream := &hashReader{r: dr, h: sha256.New()}
-	stats, err := unpackTar(ctx, diff, tarStream, unpackOptions{maxEntrySize: s.cfg.MaxEntrySize})
-	if err != nil {
-		if berr := checkBlob(); berr != nil {
-			return rec, berr // say "tampered", not what the tampering broke
-		}
-		return rec, fmt.Errorf("unpack blob %s: %w", desc.Digest, err)
+	tarStream := &hashReader{
+		r: &capReader{r: dr, left: s.cfg.MaxLayerSize,
+			err: limitErrorf("layer is more than %d bytes uncompressed, the limit (max_layer_size)", s.cfg.MaxLayerSize)},
+		h: sha256.New(),
 	}
-	if _, err := io.Copy(io.Discard, tarStream); err != nil { // tar padding
-		return rec, errors.Join(checkBlob(), fmt.Errorf("blob %s: %w", desc.Digest, err))
+	stats, err := unpackTar(ctx, diff, tarStream, unpackOptions{maxEntrySize: s.cfg.MaxEntrySize, maxInodes: s.cfg.MaxLayerInodes})
+	if err != nil {
+		return rec, failed(err)
+	}
+	if _, err := io.Copy(io.Discard, tarStream); err != nil { // tar padding, bounded by max_layer_size too
+		return rec, failed(err)
 	}
 	if err := checkBlob(); err != nil {
 		return rec, err
@@ -535,6 +623,7 @@ func (s *Service) commit(ctx context.Context, img Image) (Image, error) {
 			next := old.clone()
 			next.RepoTags = union(next.RepoTags, img.RepoTags)
 			next.RepoDigests = union(next.RepoDigests, img.RepoDigests)
+			next.PulledByDigest = union(next.PulledByDigest, img.PulledByDigest)
 			img = next
 		}
 		if err := s.putImageLocked(ctx, img); err != nil {
@@ -549,6 +638,7 @@ func (s *Service) commit(ctx context.Context, img Image) (Image, error) {
 			taken := func(n string) bool { return slices.Contains(img.RepoTags, n) || slices.Contains(img.RepoDigests, n) }
 			next.RepoTags = slices.DeleteFunc(next.RepoTags, taken)
 			next.RepoDigests = slices.DeleteFunc(next.RepoDigests, taken)
+			next.PulledByDigest = slices.DeleteFunc(next.PulledByDigest, taken)
 			if next.names() == other.names() {
 				continue
 			}

@@ -314,12 +314,8 @@ func TestRemoveAndLayerGC(t *testing.T) {
 	if _, err := e.svc.Get(ctx, "busybox:second"); err != nil {
 		t.Errorf("other tag lost: %v", err)
 	}
-	// By digest: the digest name goes; the tag keeps the image.
-	if err := e.svc.Remove(ctx, got.RepoDigests[0]); err != nil {
-		t.Fatal(err)
-	}
-	if layersOnDisk() != 2 {
-		t.Errorf("layers removed while the image still has a name")
+	if got, _ := e.svc.Get(ctx, img.ID); len(got.RepoDigests) != 1 || layersOnDisk() != 2 {
+		t.Errorf("after removing one of two tags: digests %v, %d layers", got.RepoDigests, layersOnDisk())
 	}
 	// A container keeps the layers after its image goes.
 	prepare(t, e, "c1", img.ID)
@@ -327,7 +323,7 @@ func TestRemoveAndLayerGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.Get(ctx, img.ID); !errdefs.IsNotFound(err) {
-		t.Errorf("image with no names still there: %v", err)
+		t.Errorf("image without tags still there: %v", err)
 	}
 	if layersOnDisk() != 2 {
 		t.Errorf("layers of a container's rootfs were collected")
@@ -344,19 +340,25 @@ func TestRemoveAndLayerGC(t *testing.T) {
 	if got := listDir(t, filepath.Join(e.root, "image/l")); len(got) != 0 {
 		t.Errorf("links left: %v", got)
 	}
-	// By ID: all names go. Shared layers stay for the other image.
-	img, err = e.svc.Pull(ctx, "busybox", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.svc.Pull(ctx, "busybox:second", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.svc.Remove(ctx, img.ID); err != nil {
-		t.Fatal(err)
-	}
-	if imgs, _ := e.svc.List(ctx); len(imgs) != 0 || layersOnDisk() != 0 {
-		t.Errorf("after remove by ID: %d images, %d layers", len(imgs), layersOnDisk())
+	// By ID or by digest: all names go.
+	for _, by := range []string{"id", "digest"} {
+		img, err = e.svc.Pull(ctx, "busybox", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Pull(ctx, "busybox:second", nil); err != nil {
+			t.Fatal(err)
+		}
+		ref := img.ID
+		if by == "digest" {
+			ref = img.RepoDigests[0]
+		}
+		if err := e.svc.Remove(ctx, ref); err != nil {
+			t.Fatal(err)
+		}
+		if imgs, _ := e.svc.List(ctx); len(imgs) != 0 || layersOnDisk() != 0 {
+			t.Errorf("after remove by %s: %d images, %d layers", by, len(imgs), layersOnDisk())
+		}
 	}
 	if err := e.svc.Remove(ctx, img.ID); !errdefs.IsNotFound(err) {
 		t.Errorf("removing an absent image: %v, want NotFound", err)
@@ -366,6 +368,86 @@ func TestRemoveAndLayerGC(t *testing.T) {
 	if n != 0 {
 		t.Errorf("%d layer records left", n)
 	}
+}
+
+// TestIssue12RemoveLastTagRemovesImage: crictl rmi NAME:TAG of an image's
+// only tag used to leave it listed under the digest name its pull added.
+func TestIssue12RemoveLastTagRemovesImage(t *testing.T) {
+	f := newFixture(t)
+	_, ctx := ktesting.NewTestContext(t)
+	push(t, f.addr+"/library/busybox:second", f.imgs["busybox"])
+	e := newService(t, t.TempDir(), mirrorConfig("http://"+f.addr))
+	layerRecords := func() int {
+		var n int
+		e.st.List(ctx, store.KindLayers, func(string, store.Decoder) error { n++; return nil })
+		return n
+	}
+
+	img, err := e.svc.Pull(ctx, "busybox:latest", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.RepoTags) != 1 || len(img.RepoDigests) != 1 {
+		t.Fatalf("names after a pull by tag: %v %v", img.RepoTags, img.RepoDigests)
+	}
+	if err := e.svc.Remove(ctx, "busybox:latest"); err != nil {
+		t.Fatal(err)
+	}
+	if imgs, _ := e.svc.List(ctx); len(imgs) != 0 {
+		t.Errorf("after removing the only tag the list has %v", imageNames(imgs))
+	}
+	if got := listDir(t, filepath.Join(e.root, "image/layers")); len(got) != 0 || layerRecords() != 0 {
+		t.Errorf("layers left: %v, %d records", got, layerRecords())
+	}
+
+	// Two tags: removing one keeps the image with the other.
+	for _, ref := range []string{"busybox:latest", "busybox:second"} {
+		if _, err := e.svc.Pull(ctx, ref, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.svc.Remove(ctx, "busybox:latest"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.svc.Get(ctx, img.ID)
+	if err != nil || !slices.Equal(got.RepoTags, []string{"docker.io/library/busybox:second"}) || len(got.RepoDigests) != 1 {
+		t.Fatalf("after removing one of two tags: %v %v, %v", got.RepoTags, got.RepoDigests, err)
+	}
+	if err := e.svc.Remove(ctx, "busybox:second"); err != nil {
+		t.Fatal(err)
+	}
+	if imgs, _ := e.svc.List(ctx); len(imgs) != 0 {
+		t.Errorf("after removing the last tag the list has %v", imageNames(imgs))
+	}
+
+	// A pull by digest is a name of its own: removing a tag leaves it.
+	if _, err := e.svc.Pull(ctx, img.RepoDigests[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Pull(ctx, "busybox:latest", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Remove(ctx, "busybox:latest"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.svc.Get(ctx, img.RepoDigests[0]); err != nil || len(got.RepoTags) != 0 {
+		t.Errorf("image pulled by digest after removing its tag: %v %v, %v", got.RepoTags, got.RepoDigests, err)
+	}
+	if err := e.svc.Remove(ctx, img.RepoDigests[0]); err != nil {
+		t.Fatal(err)
+	}
+	if imgs, _ := e.svc.List(ctx); len(imgs) != 0 || layerRecords() != 0 {
+		t.Errorf("after removing by digest: %d images, %d layer records", len(imgs), layerRecords())
+	}
+}
+
+// imageNames is each image's ID and names, for messages.
+func imageNames(imgs []Image) []string {
+	var out []string
+	for _, img := range imgs {
+		out = append(out, fmt.Sprint(img.ID, img.RepoTags, img.RepoDigests))
+	}
+	return out
 }
 
 func TestPullMovesTag(t *testing.T) {

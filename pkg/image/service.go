@@ -45,6 +45,7 @@ type Service struct {
 
 	pulls      *flight[Image]
 	layerPulls *flight[layerRecord]
+	authKey    [32]byte // HMAC key for the credentials in pull flight keys
 
 	// mu guards the caches below and orders every write of image, layer
 	// and rootfs records with the layer GC. It is never held across
@@ -106,6 +107,7 @@ func New(root string, st *store.Store, cfg Config, opts ...Option) (*Service, er
 	for _, o := range opts {
 		o(s)
 	}
+	rand.Read(s.authKey[:])
 	s.secure, s.skipVerify = newTransports()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.pulls = newFlight[Image](s.ctx, &s.wg)
@@ -326,11 +328,19 @@ func (s *Service) lookupLocked(ref string) (*Image, string, error) {
 	return nil, "", fmt.Errorf("image %q: %w", ref, errdefs.ErrNotFound)
 }
 
-// Remove removes a name or an image. By name (name:tag or name@digest) it
-// removes that name, and the image with its last name. By ID (or ID
-// prefix) it removes the image with all its names. Layers that no image
-// and no container rootfs uses any more are deleted. An absent image is
-// ErrNotFound.
+// Remove removes a name or an image, as the CRI's RemoveImage means it:
+//
+//   - by tag (name:tag): that tag goes, and with the last tag of its
+//     repository the name@digest a pull by tag added there; when it was
+//     the image's last tag the image goes, unless a pull asked for it by
+//     digest (PulledByDigest). Such a digest name records where the image
+//     came from; it is not a reason to keep it (containerd removes the
+//     image; in CRI-O digest names are not names);
+//   - by digest (name@digest) or ID (or ID prefix): the image goes with
+//     all its names.
+//
+// Layers that no image, no container rootfs and no image mount uses any
+// more are deleted. An absent image is ErrNotFound.
 func (s *Service) Remove(ctx context.Context, ref string) error {
 	logger := klog.FromContext(ctx)
 	s.mu.Lock()
@@ -340,11 +350,18 @@ func (s *Service) Remove(ctx context.Context, ref string) error {
 		return err
 	}
 	next := img.clone()
-	if name != "" {
+	byTag := name != "" && !strings.Contains(name, "@")
+	if byTag {
 		next.RepoTags = slices.DeleteFunc(next.RepoTags, func(n string) bool { return n == name })
-		next.RepoDigests = slices.DeleteFunc(next.RepoDigests, func(n string) bool { return n == name })
+		// The repository's last tag takes the digest name its pull added.
+		repo := repoOf(name)
+		if !slices.ContainsFunc(next.RepoTags, func(n string) bool { return repoOf(n) == repo }) {
+			next.RepoDigests = slices.DeleteFunc(next.RepoDigests, func(n string) bool {
+				return repoOf(n) == repo && !slices.Contains(next.PulledByDigest, n)
+			})
+		}
 	}
-	if name == "" || next.names() == 0 {
+	if !byTag || len(next.RepoTags)+len(next.PulledByDigest) == 0 {
 		err = s.deleteImageLocked(ctx, img.ID)
 	} else {
 		err = s.putImageLocked(ctx, next)
@@ -360,6 +377,14 @@ func (s *Service) Remove(ctx context.Context, ref string) error {
 	}
 	logger.V(2).Info("Removed image", "image", ref, "imageID", img.ID)
 	return nil
+}
+
+// repoOf is the repository of a normalized name:tag or name@digest.
+func repoOf(name string) string {
+	if r, _, ok := strings.Cut(name, "@"); ok {
+		return r
+	}
+	return name[:strings.LastIndexByte(name, ':')]
 }
 
 // Pin marks the image ref resolves to as pinned (or not).

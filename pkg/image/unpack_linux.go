@@ -45,6 +45,7 @@ const (
 
 type unpackOptions struct {
 	maxEntrySize int64 // a regular file declaring more is refused
+	maxInodes    int64 // the entry creating one more inode is refused
 }
 
 // unpackStats is what the layer costs on disk, for ImageFsInfo.
@@ -96,6 +97,16 @@ func unpackTar(ctx context.Context, dir string, r io.Reader, opts unpackOptions)
 		}
 	}
 	return u.stats, nil
+}
+
+// addInode counts an inode just created and refuses the first one past
+// the limit (the caller removes the whole layer directory).
+func (u *unpacker) addInode() error {
+	u.stats.Inodes++
+	if u.stats.Inodes > u.opts.maxInodes {
+		return limitErrorf("layer creates more than %d inodes, the limit (max_layer_inodes)", u.opts.maxInodes)
+	}
+	return nil
 }
 
 func invalid(format string, args ...any) error {
@@ -168,7 +179,10 @@ func (u *unpacker) dir(rel string, create bool) (int, error) {
 			unix.Close(cur)
 			return -1, err
 		} else if err == nil {
-			u.stats.Inodes++
+			if err := u.addInode(); err != nil {
+				unix.Close(cur)
+				return -1, err
+			}
 		}
 		next, err := openBeneath(cur, c)
 		unix.Close(cur)
@@ -255,8 +269,7 @@ func (u *unpacker) whiteout(rel, base string) error {
 	if err := unix.Mknodat(pfd, name, unix.S_IFCHR, 0); err != nil {
 		return fmt.Errorf("mknod whiteout: %w", err)
 	}
-	u.stats.Inodes++
-	return nil
+	return u.addInode()
 }
 
 // removeAt removes base in pfd unless it is a directory and keepDir is set.
@@ -298,7 +311,9 @@ func (u *unpacker) dirEntry(hdr *tar.Header, rel string) error {
 			return err
 		}
 		if err := unix.Mkdirat(pfd, base, 0o700); err == nil {
-			u.stats.Inodes++
+			if err := u.addInode(); err != nil {
+				return err
+			}
 		} else if err != unix.EEXIST {
 			return err
 		}
@@ -316,8 +331,11 @@ func (u *unpacker) dirEntry(hdr *tar.Header, rel string) error {
 }
 
 func (u *unpacker) regular(hdr *tar.Header, rel string, r io.Reader) error {
-	if hdr.Size < 0 || hdr.Size > u.opts.maxEntrySize {
-		return invalid("file declares %d bytes, the limit is %d (max_entry_size)", hdr.Size, u.opts.maxEntrySize)
+	if hdr.Size < 0 {
+		return invalid("file declares %d bytes", hdr.Size)
+	}
+	if hdr.Size > u.opts.maxEntrySize {
+		return limitErrorf("file declares %d bytes, the limit is %d (max_entry_size)", hdr.Size, u.opts.maxEntrySize)
 	}
 	pfd, base, err := u.replace(rel)
 	if err != nil {
@@ -330,6 +348,9 @@ func (u *unpacker) regular(hdr *tar.Header, rel string, r io.Reader) error {
 	}
 	f := os.NewFile(uintptr(fd), base)
 	defer f.Close()
+	if err := u.addInode(); err != nil {
+		return err
+	}
 	bufp := copyBufs.Get().(*[]byte)
 	n, err := io.CopyBuffer(onlyWriter{f}, io.LimitReader(r, hdr.Size), *bufp)
 	copyBufs.Put(bufp)
@@ -340,7 +361,6 @@ func (u *unpacker) regular(hdr *tar.Header, rel string, r io.Reader) error {
 		return invalid("stream ended after %d of %d bytes", n, hdr.Size)
 	}
 	u.stats.Bytes += n
-	u.stats.Inodes++
 	if err := u.fdMeta(int(f.Fd()), hdr); err != nil {
 		return err
 	}
@@ -362,7 +382,9 @@ func (u *unpacker) symlink(hdr *tar.Header, rel string) error {
 	if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
 		return err
 	}
-	u.stats.Inodes++
+	if err := u.addInode(); err != nil {
+		return err
+	}
 	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err
 	}
@@ -420,7 +442,9 @@ func (u *unpacker) device(hdr *tar.Header, rel string) error {
 	if err := unix.Mknodat(pfd, base, mode, dev); err != nil {
 		return err
 	}
-	u.stats.Inodes++
+	if err := u.addInode(); err != nil {
+		return err
+	}
 	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err
 	}

@@ -114,7 +114,7 @@ func unpackBytes(t *testing.T, dir string, data []byte, max int64) (unpackStats,
 	if max == 0 {
 		max = 1 << 30
 	}
-	return unpackTar(context.Background(), dir, bytes.NewReader(data), unpackOptions{maxEntrySize: max})
+	return unpackTar(context.Background(), dir, bytes.NewReader(data), unpackOptions{maxEntrySize: max, maxInodes: 1 << 20})
 }
 
 func TestUnpackHostile(t *testing.T) {

@@ -9,8 +9,10 @@
 #                    starts the kubelet found next to it)
 #   agnhost          k8s.io/kubernetes/test/images/agnhost (the e2e suites'
 #                    Swiss-army image, served from the local registry)
+#   ginkgo           the ginkgo CLI at the version kubernetes requires, which
+#                    runs e2e_node.test in parallel processes
 #
-#   hack/install-kube.sh [kubelet|e2e_node|agnhost ...]   default: all three
+#   hack/install-kube.sh [kubelet|e2e_node|agnhost|ginkgo ...]   default: all
 #
 # k8s.io/kubernetes replaces its staging modules (k8s.io/api, ...) with
 # ./staging/..., so `go install` refuses it. The build runs in a throwaway
@@ -28,16 +30,16 @@ export GOFLAGS=-mod=mod
 log() { echo "hack/install-kube: $*" >&2; }
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(kubelet e2e_node agnhost)
+[ ${#want[@]} -gt 0 ] || want=(kubelet e2e_node agnhost ginkgo)
 
 mkdir -p "$CACHE"
 todo=()
 for w in "${want[@]}"; do
 	case $w in
-	kubelet | agnhost) bin=$w ;;
+	kubelet | agnhost | ginkgo) bin=$w ;;
 	e2e_node) bin=e2e_node.test ;;
 	*)
-		log "unknown program $w (kubelet, e2e_node or agnhost)"
+		log "unknown program $w (kubelet, e2e_node, agnhost or ginkgo)"
 		exit 2
 		;;
 	esac
@@ -86,6 +88,15 @@ for w in "${todo[@]}"; do
 	kubelet) build kubelet k8s.io/kubernetes/cmd/kubelet ;;
 	agnhost) build agnhost k8s.io/kubernetes/test/images/agnhost ;;
 	e2e_node) build e2e_node.test k8s.io/kubernetes/test/e2e_node test ;;
+	ginkgo)
+		v=$(sed -n 's#^\tgithub.com/onsi/ginkgo/v2 \(v[0-9.]*\)$#\1#p' "$modfile")
+		start=$SECONDS
+		log "building ginkgo $v"
+		GOBIN="$tmp/gobin" go install "github.com/onsi/ginkgo/v2/ginkgo@$v"
+		install -m 0755 "$tmp/gobin/ginkgo" "$CACHE/ginkgo"
+		echo "$KUBE_VERSION" >"$CACHE/.ginkgo.version"
+		log "built ginkgo in $((SECONDS - start)) s"
+		;;
 	esac
 done
 log "ok: ${want[*]} $KUBE_VERSION in $CACHE"

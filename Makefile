@@ -45,8 +45,13 @@ test-e2e:
 	@mkdir -p _output
 	CRI_RUNTIME_BIN=$(BIN)/cri-runtime $(GO) test -count=1 -timeout 30m -v ./test/e2e/... 2>&1 | tee _output/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|critest:|\s+[a-z_]+\.go:[0-9]+:)' ; exit $${PIPESTATUS[0]}
 
+# The pod benchmarks run containerd side by side (hack/install-containerd.sh
+# builds it into /var/cache/cri-runtime-e2e) with the test images' registry.
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./test/bench/...
+	hack/install-test-tools.sh
+	hack/install-containerd.sh
+	@mkdir -p _output
+	CRI_RUNTIME_BIN=$(BIN)/cri-runtime $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./test/bench/... 2>&1 | tee _output/bench.log; exit $${PIPESTATUS[0]}
 
 clean:
 	rm -rf $(BIN) _output

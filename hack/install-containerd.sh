@@ -37,7 +37,7 @@ mod=github.com/containerd/containerd/v2
 GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOBIN="$tmp/bin" go install -trimpath \
 	-ldflags "-X $mod/version.Version=${CONTAINERD_VERSION#v}" \
 	"$mod/cmd/containerd@$CONTAINERD_VERSION" "$mod/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION"
-"$tmp/bin/containerd" --version | grep -q " ${CONTAINERD_VERSION#v}" ||
+[[ "$("$tmp/bin/containerd" --version)" == *" ${CONTAINERD_VERSION#v}"* ]] ||
 	{ log "built containerd does not say version ${CONTAINERD_VERSION#v}"; exit 1; }
 
 # Swap the whole bin dir in, then stamp it: an interrupted build leaves the

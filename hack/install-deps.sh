@@ -11,7 +11,7 @@ RUNC_BIN=${RUNC_BIN:-/usr/local/bin/runc}
 export PATH=$PATH:/usr/local/go/bin
 
 apt_pkgs=()
-need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || apt_pkgs+=("$1"); }
+need_pkg() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ] || apt_pkgs+=("$1"); }
 for p in "$@" busybox-static containernetworking-plugins iptables iproute2 libseccomp-dev pkg-config gcc libc6-dev; do
 	need_pkg "$p"
 done
@@ -21,7 +21,7 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
 fi
 
-if ! "$RUNC_BIN" --version 2>/dev/null | grep -q "runc version ${RUNC_VERSION#v}"; then
+if [[ "$("$RUNC_BIN" --version 2>/dev/null || true)" != *"runc version ${RUNC_VERSION#v}"* ]]; then
 	echo "hack/install-deps: building runc ${RUNC_VERSION} (about two minutes)"
 	gobin=$(mktemp -d)
 	CGO_ENABLED=1 GOBIN="$gobin" go install -tags seccomp "github.com/opencontainers/runc@${RUNC_VERSION}"

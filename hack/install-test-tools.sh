@@ -32,7 +32,9 @@ log() { echo "hack/install-test-tools: $*"; }
 
 apt_pkgs=()
 for p in docker-registry containernetworking-plugins iptables crun busybox-static gcc libc6-dev iputils-ping iproute2 curl criu; do
-	dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || apt_pkgs+=("$p")
+	# dpkg-query, not dpkg -s | grep -q: under pipefail grep -q's early
+	# exit fails the pipe (SIGPIPE) for packages with a long status.
+	[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || apt_pkgs+=("$p")
 done
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
 	log "apt-get install ${apt_pkgs[*]}"

@@ -3,7 +3,6 @@ package index
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -64,17 +63,21 @@ func TestNamesRetryGetsInFlightResult(t *testing.T) {
 	if _, _, err := n.Reserve(ctx, "pod_ns_uid_0", "id2", "cfgB"); !errdefs.IsAlreadyExists(err) {
 		t.Fatalf("other config: %v", err)
 	}
-	// A retry with the same config waits for the create in flight.
-	var wg sync.WaitGroup
-	wg.Add(1)
+	// A retry with the same config waits for the create in flight: it
+	// must not return before that create is done.
+	returned := make(chan struct{})
 	var gotHolder string
 	go func() {
-		defer wg.Done()
+		defer close(returned)
 		_, gotHolder, err = n.Reserve(ctx, "pod_ns_uid_0", "id3", "cfgA")
 	}()
-	time.Sleep(20 * time.Millisecond)
+	select {
+	case <-returned:
+		t.Fatalf("the retry returned (%q, %v) while the create was still in flight", gotHolder, err)
+	case <-time.After(50 * time.Millisecond):
+	}
 	res.Done(nil)
-	wg.Wait()
+	<-returned
 	if err != nil || gotHolder != "id1" {
 		t.Fatalf("retry got %q, %v; want id1", gotHolder, err)
 	}

@@ -288,5 +288,10 @@ func validateContainerConfig(cfg *runtimeapi.ContainerConfig) error {
 	case cfg.GetImage().GetImage() == "":
 		return fmt.Errorf("config.image.image is empty: %w", errdefs.ErrInvalidArgument)
 	}
+	for i, m := range cfg.GetMounts() {
+		if err := validateImageVolume(i, m); err != nil {
+			return err
+		}
+	}
 	return validateName("config.metadata.name", cfg.GetMetadata().GetName())
 }

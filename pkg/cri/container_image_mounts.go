@@ -60,11 +60,6 @@ func (s *Service) mountImageVolumes(ctx context.Context, meta *containerMeta, un
 	if !hasImageVolumes(cfg) {
 		return cfg, nil
 	}
-	for i, m := range cfg.GetMounts() {
-		if err := validateImageVolume(i, m); err != nil {
-			return nil, err
-		}
-	}
 	out := proto.Clone(cfg).(*runtimeapi.ContainerConfig)
 	undo.add("remove image mounts dir", func(context.Context) error { return os.Remove(s.imageMountsDir(meta.ID)) })
 	for i, m := range out.GetMounts() {
@@ -116,9 +111,9 @@ func hasImageVolumes(cfg *runtimeapi.ContainerConfig) bool {
 }
 
 // validateImageVolume checks what can be checked of an image volume
-// before anything is mounted. Image volumes are read-only by definition
-// (the CRI's Mount.image): readonly = false is not refused, the view is
-// read-only regardless.
+// before anything is mounted (validateContainerConfig). Image volumes are
+// read-only by definition (the CRI's Mount.image): readonly = false is
+// refused, as critest expects, rather than quietly mounted read-only.
 func validateImageVolume(i int, m *runtimeapi.Mount) error {
 	if m.GetImage().GetImage() == "" {
 		if m.GetImageSubPath() != "" {
@@ -128,6 +123,9 @@ func validateImageVolume(i int, m *runtimeapi.Mount) error {
 	}
 	if m.GetHostPath() != "" {
 		return fmt.Errorf("config.mounts[%d]: host_path and image are both set: %w", i, errdefs.ErrInvalidArgument)
+	}
+	if !m.GetReadonly() {
+		return fmt.Errorf("config.mounts[%d].readonly is false: an image volume is read-only: %w", i, errdefs.ErrInvalidArgument)
 	}
 	if _, err := cleanSubPath(m.GetImageSubPath()); err != nil {
 		return fmt.Errorf("config.mounts[%d].image_sub_path: %w", i, err)

@@ -48,8 +48,8 @@ type layerWalk struct {
 	// seen: directories and files with more than one link, each counted
 	// (and a directory walked) once, even when the container moves them
 	// around during the walk.
-	seen map[uint64]struct{}
-	truncated     bool
+	seen      map[uint64]struct{}
+	truncated bool
 }
 
 func (w *layerWalk) run(root string) error {

@@ -123,7 +123,7 @@ func checkLockedOut(t *testing.T, p *pod, id string, gid uint32) {
 		switch {
 		case strings.Contains(m, "/imagemounts/"+id+"/"):
 			view = m
-		case strings.Contains(m, "/rootfs/"+id+"/"):
+		case strings.Contains(m+"/", "/rootfs/"+id+"/"):
 			rootfs = m
 		case strings.Contains(m, "/sandboxes/"+p.id+"/"):
 			shm = m
@@ -183,22 +183,30 @@ func TestHostDirsFixedAtStart(t *testing.T) {
 	openDaemonDirs(t)
 	p, id := plantedPod(t, "hostfs-upgrade", nil)
 	ctrDir := filepath.Join(env.state, "rootfs", id)
+	// Nothing here may stop the test before the daemon is back: what goes
+	// wrong is kept and failed on after the restart.
+	var setupErr error
 	restartDaemonWhileDown(t, syscall.SIGTERM, func() {
-		oldLayout(t, ctrDir)
+		if setupErr = oldLayout(ctrDir); setupErr != nil {
+			return
+		}
 		for _, d := range []string{
 			filepath.Join(env.state, "rootfs"), filepath.Join(env.state, "imagemounts"), filepath.Join(env.state, "sandboxes"),
 			filepath.Join(env.state, "imagemounts", id), filepath.Join(env.state, "sandboxes", p.id),
 			filepath.Join(env.root, "containers"), filepath.Join(env.root, "containers", id), filepath.Join(env.root, "layers"),
 		} {
-			if err := os.Chmod(d, 0o755); err != nil {
-				t.Fatal(err)
+			if setupErr = os.Chmod(d, 0o755); setupErr != nil {
+				return
 			}
 		}
 		// As the old layout has it: the host user sees the container's "/".
 		if out, err := asNobody("cat", filepath.Join(ctrDir, "planted")); err != nil {
-			t.Fatalf("the simulated old layout does not expose the rootfs: %v %q", err, out)
+			setupErr = fmt.Errorf("the simulated old layout does not expose the rootfs: %v %.80q", err, out)
 		}
 	})
+	if setupErr != nil {
+		t.Fatalf("making the old layout: %v", setupErr)
+	}
 	if isMount(t, ctrDir) || !isMount(t, filepath.Join(ctrDir, "rootfs")) {
 		t.Errorf("after start-up: %s mounted %v, %s/rootfs mounted %v; want the rootfs moved into the private dir",
 			ctrDir, isMount(t, ctrDir), ctrDir, isMount(t, filepath.Join(ctrDir, "rootfs")))
@@ -228,11 +236,10 @@ func TestHostDirsFixedAtStart(t *testing.T) {
 
 // oldLayout moves the rootfs mounted at dir/rootfs onto dir itself, as an
 // older daemon mounted it, with dir 0755.
-func oldLayout(t *testing.T, dir string) {
-	t.Helper()
+func oldLayout(dir string) error {
 	park := dir + ".park"
 	if err := os.Mkdir(park, 0o700); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer os.Remove(park)
 	steps := []func() error{
@@ -245,9 +252,10 @@ func oldLayout(t *testing.T, dir string) {
 	}
 	for i, s := range steps {
 		if err := s(); err != nil {
-			t.Fatalf("old layout, step %d: %v", i, err)
+			return fmt.Errorf("step %d: %w", i, err)
 		}
 	}
+	return nil
 }
 
 func isMount(t *testing.T, path string) bool {
@@ -257,7 +265,7 @@ func isMount(t *testing.T, path string) bool {
 		return false
 	}
 	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
-		t.Fatal(fmt.Errorf("statx reports no mount roots on this kernel"))
+		t.Fatal("statx reports no mount roots on this kernel")
 	}
 	return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
 }

@@ -124,6 +124,7 @@ func run(f flags, cfg Config) error {
 		return err
 	}
 	defer svc.Close()
+	// Before anything below starts goroutines: listen sets the umask.
 	lis, err := listen(f.socket)
 	if err != nil {
 		return err
@@ -163,7 +164,8 @@ func run(f flags, cfg Config) error {
 }
 
 // listen opens the CRI socket: root-owned, mode 0660, replacing a stale
-// socket file of an earlier run.
+// socket file of an earlier run. It is bound 0600 (listenPrivate) and
+// only then opened to the group, so it is never more open than 0660.
 func listen(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
 		return nil, err
@@ -171,7 +173,7 @@ func listen(path string) (net.Listener, error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	lis, err := net.Listen("unix", path)
+	lis, err := listenPrivate(path)
 	if err != nil {
 		return nil, err
 	}
@@ -180,4 +182,17 @@ func listen(path string) (net.Listener, error) {
 		return nil, err
 	}
 	return lis, nil
+}
+
+// listenPrivate binds a unix socket at path under umask 0177, as the shim
+// does, so the socket file is 0600 from the moment it exists (bind(2)
+// creates it with 0777 less the umask), and puts the umask back. The
+// umask is the process's, not the goroutine's: run calls this before any
+// goroutine that creates files is started (task monitors, the event
+// handler, streaming and NRI all start after it), and a file created
+// meanwhile could only come out more private, never more open.
+func listenPrivate(path string) (net.Listener, error) {
+	old := syscall.Umask(0o177)
+	defer syscall.Umask(old)
+	return net.Listen("unix", path)
 }

@@ -2,7 +2,9 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,11 +95,12 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox, meta *contai
 	if meta.LogPath, err = containerLogPath(sb.Meta.config.GetLogDirectory(), cfg.GetLogPath()); err != nil {
 		return err
 	}
-	rootfs, err := s.mountRootfs(ctx, meta.ID, img.ID, userns, &undo)
+	gid := podRootGID(sb.Meta.config)
+	rootfs, err := s.mountRootfs(ctx, rootfsRequest{id: meta.ID, imageID: img.ID, userns: userns, gid: gid}, &undo)
 	if err != nil {
 		return err
 	}
-	specCfg, err := s.mountImageVolumes(ctx, meta, &undo)
+	specCfg, err := s.mountImageVolumes(ctx, meta, gid, &undo)
 	if err != nil {
 		return err
 	}
@@ -113,7 +116,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox, meta *contai
 	}
 	if len(gen.Volumes) > 0 {
 		undo.add("remove anonymous volumes", func(context.Context) error { return os.RemoveAll(s.volumesDir(meta.ID)) })
-		if err := createVolumes(rootfs, gen.Volumes); err != nil {
+		if err := s.createVolumes(meta.ID, gid, rootfs, gen.Volumes); err != nil {
 			return err
 		}
 	}
@@ -198,19 +201,30 @@ func (s *Service) existingSandboxFile(id, name string) string {
 	return p
 }
 
+// rootfsRequest names the rootfs mountRootfs makes: for the container
+// (or pause) id, from the image imageID; in a pod with its own user
+// namespace, idmapped into userns, and its dir open to the group gid (the
+// host gid of the pod's root; hostdirs.go).
+type rootfsRequest struct {
+	id, imageID string
+	userns      *podUserNS
+	gid         uint32
+}
+
 // mountRootfs prepares the container's rootfs from the image and mounts it
 // on the host, where spec generation resolves users in it and runc uses it.
 // In a pod with its own user namespace the layers are idmapped into it
 // (idmapOverlay).
-func (s *Service) mountRootfs(ctx context.Context, id, imageID string, userns *podUserNS, undo *rollback) (string, error) {
-	mounts, err := s.images.PrepareRootfs(ctx, id, imageID)
+func (s *Service) mountRootfs(ctx context.Context, r rootfsRequest, undo *rollback) (string, error) {
+	id := r.id
+	mounts, err := s.images.PrepareRootfs(ctx, id, r.imageID)
 	if err != nil {
 		return "", err
 	}
 	undo.add("release rootfs", func(ctx context.Context) error { return s.images.RemoveRootfs(ctx, id) })
-	if userns != nil {
+	if r.userns != nil {
 		var done func() error
-		mounts, done, err = idmapOverlay(mounts, userns.file, userns.uid, userns.gid, filepath.Join(s.rootDir, "idmap", id))
+		mounts, done, err = idmapOverlay(mounts, r.userns.file, r.userns.uid, r.userns.gid, filepath.Join(s.idmapDir(), id))
 		if err != nil {
 			return "", fmt.Errorf("idmap rootfs of container %s: %w", id, err)
 		}
@@ -220,11 +234,17 @@ func (s *Service) mountRootfs(ctx context.Context, id, imageID string, userns *p
 			}
 		}()
 	}
-	target := s.rootfsDir(id)
-	if err := os.MkdirAll(target, 0o755); err != nil {
+	if err := ensureSharedDir(s.rootfsParentDir()); err != nil {
 		return "", err
 	}
-	undo.add("unmount rootfs", func(context.Context) error { return unmountAndRemove(target) })
+	if err := ensurePrivateDir(s.containerRootfsDir(id), r.gid); err != nil {
+		return "", err
+	}
+	undo.add("unmount rootfs", func(context.Context) error { return s.removeRootfsMount(id) })
+	target := s.rootfsDir(id)
+	if err := os.Mkdir(target, privateDirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", err
+	}
 	for _, m := range mounts {
 		if err := m.Mount(target); err != nil {
 			return "", fmt.Errorf("mount rootfs of container %s: %w", id, err)
@@ -290,6 +310,11 @@ func validateContainerConfig(cfg *runtimeapi.ContainerConfig) error {
 		return fmt.Errorf("config is missing: %w", errdefs.ErrInvalidArgument)
 	case cfg.GetImage().GetImage() == "":
 		return fmt.Errorf("config.image.image is empty: %w", errdefs.ErrInvalidArgument)
+	}
+	for i, m := range cfg.GetMounts() {
+		if err := validateImageVolume(i, m); err != nil {
+			return err
+		}
 	}
 	return validateName("config.metadata.name", cfg.GetMetadata().GetName())
 }

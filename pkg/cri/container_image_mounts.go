@@ -43,7 +43,7 @@ func imageMountID(containerID string, index int) string {
 
 // imageMountsDir holds the views of a container's image volumes.
 func (s *Service) imageMountsDir(containerID string) string {
-	return filepath.Join(s.stateDir, "imagemounts", containerID)
+	return filepath.Join(s.imageMountsParentDir(), containerID)
 }
 
 func (s *Service) imageMountTarget(containerID string, index int) string {
@@ -55,17 +55,21 @@ func (s *Service) imageMountTarget(containerID string, index int) string {
 // them is a read-only, private bind of its view (or of the sub path in
 // it). meta.ImageVolumes records what was mounted; undo unmounts and
 // releases it. A config without image volumes is returned as it is.
-func (s *Service) mountImageVolumes(ctx context.Context, meta *containerMeta, undo *rollback) (*runtimeapi.ContainerConfig, error) {
+func (s *Service) mountImageVolumes(ctx context.Context, meta *containerMeta, gid uint32, undo *rollback) (*runtimeapi.ContainerConfig, error) {
 	cfg := meta.config
 	if !hasImageVolumes(cfg) {
 		return cfg, nil
 	}
-	for i, m := range cfg.GetMounts() {
-		if err := validateImageVolume(i, m); err != nil {
-			return nil, err
-		}
-	}
 	out := proto.Clone(cfg).(*runtimeapi.ContainerConfig)
+	// The views are mounted one level below a dir private to root, or to
+	// the pod's root (hostdirs.go): an image's set-uid files are no host
+	// user's to run.
+	if err := ensureSharedDir(s.imageMountsParentDir()); err != nil {
+		return nil, err
+	}
+	if err := ensurePrivateDir(s.imageMountsDir(meta.ID), gid); err != nil {
+		return nil, err
+	}
 	undo.add("remove image mounts dir", func(context.Context) error { return os.Remove(s.imageMountsDir(meta.ID)) })
 	for i, m := range out.GetMounts() {
 		ref := m.GetImage().GetImage()
@@ -86,7 +90,7 @@ func (s *Service) mountImageVolumes(ctx context.Context, meta *containerMeta, un
 		}
 		undo.add("release image mount", func(ctx context.Context) error { return s.images.RemoveImageMount(ctx, id) })
 		target := s.imageMountTarget(meta.ID, i)
-		if err := os.MkdirAll(target, 0o755); err != nil {
+		if err := os.Mkdir(target, privateDirMode); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
 		undo.add("unmount image volume", func(context.Context) error { return unmountAndRemove(target) })
@@ -116,9 +120,9 @@ func hasImageVolumes(cfg *runtimeapi.ContainerConfig) bool {
 }
 
 // validateImageVolume checks what can be checked of an image volume
-// before anything is mounted. Image volumes are read-only by definition
-// (the CRI's Mount.image): readonly = false is not refused, the view is
-// read-only regardless.
+// before anything is mounted (validateContainerConfig). Image volumes are
+// read-only by definition (the CRI's Mount.image): readonly = false is
+// refused, as critest expects, rather than quietly mounted read-only.
 func validateImageVolume(i int, m *runtimeapi.Mount) error {
 	if m.GetImage().GetImage() == "" {
 		if m.GetImageSubPath() != "" {
@@ -128,6 +132,9 @@ func validateImageVolume(i int, m *runtimeapi.Mount) error {
 	}
 	if m.GetHostPath() != "" {
 		return fmt.Errorf("config.mounts[%d]: host_path and image are both set: %w", i, errdefs.ErrInvalidArgument)
+	}
+	if !m.GetReadonly() {
+		return fmt.Errorf("config.mounts[%d].readonly is false: an image volume is read-only: %w", i, errdefs.ErrInvalidArgument)
 	}
 	if _, err := cleanSubPath(m.GetImageSubPath()); err != nil {
 		return fmt.Errorf("config.mounts[%d].image_sub_path: %w", i, err)
@@ -269,12 +276,12 @@ func (s *Service) removeOrphanImageMounts(ctx context.Context) {
 		c, err := s.containers.Get(id)
 		return err == nil && c.Meta.ID == id
 	}
-	if entries, err := os.ReadDir(filepath.Join(s.stateDir, "imagemounts")); err == nil {
+	if entries, err := os.ReadDir(s.imageMountsParentDir()); err == nil {
 		for _, e := range entries {
 			if known(e.Name()) {
 				continue
 			}
-			dir := filepath.Join(s.stateDir, "imagemounts", e.Name())
+			dir := s.imageMountsDir(e.Name())
 			logger.Info("Removing image volume mounts that belong to no container", "path", dir)
 			views, _ := os.ReadDir(dir)
 			for _, v := range views {

@@ -3,6 +3,7 @@ package cri
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -95,11 +96,12 @@ func TestValidateImageVolume(t *testing.T) {
 	}{
 		{name: "plain bind", m: &runtimeapi.Mount{ContainerPath: "/x", HostPath: "/y"}},
 		{name: "image", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, Readonly: true}},
-		{name: "image, readonly unset: still mounted read-only", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img}},
-		{name: "image with sub path", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, ImageSubPath: "a/b"}},
-		{name: "image and host path", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, HostPath: "/y"}, wantErr: true},
-		{name: "absolute sub path", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, ImageSubPath: "/abs"}, wantErr: true},
-		{name: "escaping sub path", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, ImageSubPath: "../.."}, wantErr: true},
+		{name: "image, readonly false", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img}, wantErr: true},
+		{name: "plain bind, readonly false", m: &runtimeapi.Mount{ContainerPath: "/x", HostPath: "/y", Readonly: false}},
+		{name: "image with sub path", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, Readonly: true, ImageSubPath: "a/b"}},
+		{name: "image and host path", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, Readonly: true, HostPath: "/y"}, wantErr: true},
+		{name: "absolute sub path", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, Readonly: true, ImageSubPath: "/abs"}, wantErr: true},
+		{name: "escaping sub path", m: &runtimeapi.Mount{ContainerPath: "/x", Image: img, Readonly: true, ImageSubPath: "../.."}, wantErr: true},
 		{name: "sub path without image", m: &runtimeapi.Mount{ContainerPath: "/x", HostPath: "/y", ImageSubPath: "a"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,5 +138,26 @@ func TestStatusMountsCarryImageRef(t *testing.T) {
 	}
 	if got := statusMounts(containerMeta{config: cfg}); got[1].GetImage().GetImageRef() != "" {
 		t.Errorf("no image volumes recorded, yet image_ref = %q", got[1].GetImage().GetImageRef())
+	}
+}
+
+// TestValidateContainerConfigRefusesWritableImageVolume: the check runs
+// with the rest of the config's, before anything is reserved or mounted.
+func TestValidateContainerConfigRefusesWritableImageVolume(t *testing.T) {
+	cfg := &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "c"},
+		Image:    &runtimeapi.ImageSpec{Image: "busybox"},
+		Mounts: []*runtimeapi.Mount{
+			{ContainerPath: "/data", HostPath: "/tmp"},
+			{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: "sha256:abc"}, Readonly: false},
+		},
+	}
+	err := validateContainerConfig(cfg)
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "config.mounts[1].readonly") {
+		t.Fatalf("validateContainerConfig = %v, want InvalidArgument naming config.mounts[1].readonly", err)
+	}
+	cfg.Mounts[1].Readonly = true
+	if err := validateContainerConfig(cfg); err != nil {
+		t.Fatalf("read-only image volume: %v", err)
 	}
 }

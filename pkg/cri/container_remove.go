@@ -48,7 +48,7 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 			_ = c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) { return exited(st, e), nil })
 		}
 	}
-	if err := unmountAndRemove(s.rootfsDir(c.Meta.ID)); err != nil {
+	if err := s.removeRootfsMount(c.Meta.ID); err != nil {
 		return err
 	}
 	if err := s.images.RemoveRootfs(ctx, c.Meta.ID); err != nil && !errdefs.IsNotFound(err) {

@@ -21,11 +21,19 @@ import (
 // the image has at that path, as Docker does. They go with the container.
 
 // volumesDir holds a container's anonymous volumes.
-func (s *Service) volumesDir(id string) string { return filepath.Join(s.rootDir, "volumes", id) }
+func (s *Service) volumesDir(id string) string { return filepath.Join(s.volumesParentDir(), id) }
 
-// createVolumes makes and fills the container's anonymous volumes from its
-// mounted rootfs.
-func createVolumes(rootfs string, vols []spec.Volume) error {
+// createVolumes makes and fills the anonymous volumes of container id
+// from its mounted rootfs, in the container's dir: private to root, or to
+// the pod's root group gid (hostdirs.go), since what they hold, set-id
+// bits and all, is the image's and then the container's.
+func (s *Service) createVolumes(id string, gid uint32, rootfs string, vols []spec.Volume) error {
+	if err := ensureSharedDir(s.volumesParentDir()); err != nil {
+		return err
+	}
+	if err := ensurePrivateDir(s.volumesDir(id), gid); err != nil {
+		return err
+	}
 	for _, v := range vols {
 		if err := os.MkdirAll(v.HostPath, 0o755); err != nil {
 			return fmt.Errorf("create image volume %s: %w", v.ContainerPath, err)

@@ -30,6 +30,7 @@ func TestPopulateVolume(t *testing.T) {
 	must(os.Symlink("/run", filepath.Join(rootfs, "var", "run")))
 
 	vols := t.TempDir()
+	s := &Service{rootDir: vols}
 	for _, tc := range []struct {
 		name, containerPath string
 		want                map[string]string // relative file → content ("" for a dir)
@@ -40,8 +41,8 @@ func TestPopulateVolume(t *testing.T) {
 		{name: "a symlink to a host path reads the rootfs, not the host", containerPath: "/escape", want: map[string]string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := filepath.Join(vols, filepath.Base(tc.containerPath))
-			err := createVolumes(rootfs, []spec.Volume{{ContainerPath: tc.containerPath, HostPath: dir}})
+			dir := filepath.Join(s.volumesDir("c1"), filepath.Base(tc.containerPath))
+			err := s.createVolumes("c1", 0, rootfs, []spec.Volume{{ContainerPath: tc.containerPath, HostPath: dir}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,11 +61,11 @@ func TestPopulateVolume(t *testing.T) {
 			}
 		})
 	}
-	fi, err := os.Stat(filepath.Join(vols, "data", "seed.txt"))
+	fi, err := os.Stat(filepath.Join(s.volumesDir("c1"), "data", "seed.txt"))
 	if err != nil || fi.Mode().Perm() != 0o640 {
 		t.Fatalf("mode not kept: %v %v", fi.Mode(), err)
 	}
-	if link, err := os.Readlink(filepath.Join(vols, "data", "link")); err != nil || link != "seed.txt" {
+	if link, err := os.Readlink(filepath.Join(s.volumesDir("c1"), "data", "link")); err != nil || link != "seed.txt" {
 		t.Fatalf("symlink not kept: %q %v", link, err)
 	}
 }

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -224,10 +225,12 @@ func (s *Service) containerMetrics(ctx context.Context, c *container, pod *runti
 		logger.V(4).Info("Could not read a container's processes", "err", err)
 	}
 	if fi := layers.get(ctx); fi != nil {
-		if used, inodes, err := dirUsage(s.upperDir(c.Meta.ID)); err == nil {
-			r.layer = &layerUsage{fs: *fi, usedBytes: used, inodesUsed: inodes}
-		} else {
+		used, inodes, err := dirUsage(s.upperDir(c.Meta.ID))
+		if err != nil {
 			logger.V(4).Info("Could not measure a writable layer", "path", s.upperDir(c.Meta.ID), "err", err)
+		}
+		if err == nil || errors.Is(err, errLayerTruncated) {
+			r.layer = &layerUsage{fs: *fi, usedBytes: used, inodesUsed: inodes}
 		}
 	}
 	b := newSeriesBuilder(c.Meta.config.GetMetadata().GetName(), c.Meta.ID, c.Meta.ImageName, c.Meta.Name, pod.GetNamespace(), pod.GetName())

@@ -3,7 +3,6 @@ package cri
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -70,6 +69,7 @@ func (s *Service) restore(ctx context.Context) error {
 	s.removeOrphanRootfs(ctx)
 	s.removeOrphanVolumes(ctx)
 	s.removeOrphanImageMounts(ctx)
+	s.fixHostDirs(ctx)
 	evCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	prev := s.cancel
 	s.cancel = func() { cancel(); prev() }
@@ -175,12 +175,15 @@ const orphanWorkers = 8
 // crash cut short before its record was written.
 func (s *Service) removeOrphanRootfs(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	entries, err := os.ReadDir(filepath.Dir(s.rootfsDir("x")))
+	entries, err := os.ReadDir(s.rootfsParentDir())
 	if err != nil {
 		return // none yet
 	}
 	for _, e := range entries {
 		id := e.Name()
+		if !e.IsDir() || id == ".move" {
+			continue
+		}
 		if c, err := s.containers.Get(id); err == nil && c.Meta.ID == id {
 			continue
 		}
@@ -188,7 +191,7 @@ func (s *Service) removeOrphanRootfs(ctx context.Context) {
 			continue // a pause's rootfs from sandbox_image
 		}
 		logger.Info("Removing a rootfs that belongs to no container", "containerID", id)
-		if err := unmountAndRemove(s.rootfsDir(id)); err != nil {
+		if err := s.removeRootfsMount(id); err != nil {
 			logger.Error(err, "Failed to unmount an orphan rootfs", "containerID", id)
 			continue
 		}
@@ -201,7 +204,7 @@ func (s *Service) removeOrphanRootfs(ctx context.Context) {
 // removeOrphanVolumes removes anonymous volume dirs of containers that no
 // longer exist (a create cut short by a crash).
 func (s *Service) removeOrphanVolumes(ctx context.Context) {
-	entries, err := os.ReadDir(filepath.Dir(s.volumesDir("x")))
+	entries, err := os.ReadDir(s.volumesParentDir())
 	if err != nil {
 		return
 	}

@@ -79,7 +79,8 @@ func findPause() (string, error) {
 // pauseRoot is the rootfs and argv of a sandbox's pause process: the pause
 // that ships with cri-runtime, or, when sandbox_image is set, that image
 // (pulled if missing) with its entrypoint and cmd.
-func (s *Service) pauseRoot(ctx context.Context, undo *rollback, id, ref string) (string, []string, error) {
+func (s *Service) pauseRoot(ctx context.Context, undo *rollback, meta sandboxMeta) (string, []string, error) {
+	id, ref, gid := meta.ID, meta.PauseImage, podRootGID(meta.config)
 	if ref == "" {
 		return s.pauseRootfs(), pauseArgs, nil
 	}
@@ -95,7 +96,9 @@ func (s *Service) pauseRoot(ctx context.Context, undo *rollback, id, ref string)
 	if len(args) == 0 {
 		return "", nil, fmt.Errorf("sandbox image %q has no entrypoint or cmd: %w", ref, errdefs.ErrFailedPrecondition)
 	}
-	rootfs, err := s.mountRootfs(ctx, id, img.ID, nil, undo)
+	// The pause creates the pod's user namespace: its layers cannot be
+	// idmapped into it beforehand, but its dir opens to the pod's root.
+	rootfs, err := s.mountRootfs(ctx, rootfsRequest{id: id, imageID: img.ID, gid: gid}, undo)
 	if err != nil {
 		return "", nil, err
 	}
@@ -109,7 +112,7 @@ func (s *Service) releaseSandboxImageRootfs(ctx context.Context, sb *sandbox) er
 		return nil
 	}
 	id := sb.Meta.ID
-	if err := unmountAndRemove(s.rootfsDir(id)); err != nil {
+	if err := s.removeRootfsMount(id); err != nil {
 		return err
 	}
 	if err := s.images.RemoveRootfs(ctx, id); err != nil && !errdefs.IsNotFound(err) {

@@ -180,14 +180,19 @@ func sandboxHostname(cfg *runtimeapi.PodSandboxConfig) (string, error) {
 // prepareSandboxDir creates the sandbox dir and, unless the pod uses the
 // host's IPC namespace, mounts its /dev/shm tmpfs.
 func (s *Service) prepareSandboxDir(undo *rollback, id string, cfg *runtimeapi.PodSandboxConfig) error {
+	// The dir holds what the pod's containers write (hosts, /dev/shm): it
+	// is private to root, or to the pod's root (hostdirs.go).
 	dir := s.sandboxDir(id)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
+	if err := ensureSharedDir(s.sandboxesParentDir()); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o711); err != nil {
+	if err := os.Mkdir(dir, privateDirMode); err != nil {
 		return fmt.Errorf("create sandbox dir: %w", err)
 	}
 	undo.add("remove sandbox dir", func(context.Context) error { return os.RemoveAll(dir) })
+	if err := setPrivateDir(dir, podRootGID(cfg)); err != nil {
+		return err
+	}
 	if hostIPC(cfg) {
 		return nil
 	}
@@ -285,7 +290,7 @@ func (s *Service) writeSandboxFiles(id string, cfg *runtimeapi.PodSandboxConfig,
 // namespaces and cgroup parent.
 func (s *Service) startPauseTask(ctx context.Context, undo *rollback, meta sandboxMeta, rtOpts runtime.RuntimeOpts) (*runtime.Task, error) {
 	id := meta.ID
-	rootfs, args, err := s.pauseRoot(ctx, undo, id, meta.PauseImage)
+	rootfs, args, err := s.pauseRoot(ctx, undo, meta)
 	if err != nil {
 		return nil, err
 	}

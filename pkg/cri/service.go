@@ -249,10 +249,7 @@ func (s *Service) runtimeOpts(handler string) (runtime.RuntimeOpts, error) {
 
 // sandboxDir holds a sandbox's files on the host: hostname, hosts,
 // resolv.conf and the /dev/shm mount.
-func (s *Service) sandboxDir(id string) string { return filepath.Join(s.stateDir, "sandboxes", id) }
-
-// rootfsDir is where a container's rootfs is mounted on the host.
-func (s *Service) rootfsDir(id string) string { return filepath.Join(s.stateDir, "rootfs", id) }
+func (s *Service) sandboxDir(id string) string { return filepath.Join(s.sandboxesParentDir(), id) }
 
 // Files in a sandbox's dir, bind-mounted into its containers.
 const (

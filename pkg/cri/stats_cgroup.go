@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/containerd/cgroups/v3"
@@ -304,40 +302,6 @@ func expandSlice(slice string) (string, error) {
 		prefix += comp + "-"
 	}
 	return out, nil
-}
-
-// dirUsage is the disk use of a tree: bytes allocated (st_blocks, so
-// sparse files count what they use) and inodes, each hard link counted
-// once. Files that vanish during the walk are skipped.
-func dirUsage(root string) (bytes, inodes uint64, err error) {
-	seen := map[uint64]struct{}{}
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		st, ok := info.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil
-		}
-		if _, dup := seen[st.Ino]; dup {
-			return nil
-		}
-		seen[st.Ino] = struct{}{}
-		bytes += uint64(st.Blocks) * 512
-		inodes++
-		return nil
-	})
-	return bytes, inodes, err
 }
 
 // cpuRates turns cumulative CPU readings into usage_nano_cores: it keeps

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -88,9 +89,11 @@ func (s *Service) containerStats(ctx context.Context, c *container) (*runtimeapi
 	upper := s.upperDir(c.Meta.ID)
 	used, inodes, err := dirUsage(upper)
 	if err != nil {
-		// The layer is a best-effort figure: report the rest.
+		// The layer is a best-effort figure: report the rest (and what
+		// a walk cut short at its bounds counted).
 		klog.FromContext(ctx).V(4).Info("Could not measure a writable layer", "containerID", c.Meta.ID, "path", upper, "err", err)
-	} else {
+	}
+	if err == nil || errors.Is(err, errLayerTruncated) {
 		out.WritableLayer = &runtimeapi.FilesystemUsage{
 			Timestamp:  sample.at.UnixNano(),
 			FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: filepath.Join(s.rootDir, "containers")},

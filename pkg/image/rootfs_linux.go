@@ -92,6 +92,11 @@ func (s *Service) loadRootfs(ctx context.Context) error {
 			}
 			continue
 		}
+		// Root's only (an older daemon made some 0755): upper/ holds
+		// what the container wrote.
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return err
+		}
 		s.rootfs[rec.ContainerID] = rec
 	}
 	return nil

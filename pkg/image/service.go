@@ -147,8 +147,18 @@ func (s *Service) recover(ctx context.Context) error {
 			return fmt.Errorf("clean %s: %w", d, err)
 		}
 	}
-	for _, d := range []string{s.root, s.layersDir(), s.linksDir(), s.containersDir(), s.imageMountsDir(), s.tmpDir(), s.trashDir()} {
+	if err := os.MkdirAll(s.root, 0o700); err != nil {
+		return err
+	}
+	// Layers hold what images ship (set-uid files too) and containers/
+	// their writable layers: root's only, whatever an older daemon made
+	// them. The kernel reaches them with the mounter's credentials, so
+	// user-namespaced pods need nothing more.
+	for _, d := range []string{s.layersDir(), s.linksDir(), s.containersDir(), s.imageMountsDir(), s.tmpDir(), s.trashDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
 			return err
 		}
 	}

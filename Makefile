@@ -3,12 +3,14 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin:$(CURDIR)/_output/bin
 GO ?= go
 BIN := $(CURDIR)/bin
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# A semantic version (the kubelet reports the runtime's as "Unknown"
+# otherwise): the release, then the commit as a pre-release part.
+VERSION ?= 0.1.0-g$(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/cri-runtime/cri-runtime/pkg/cri.RuntimeVersion=$(VERSION)
 GOTEST_FLAGS ?=
 CC ?= gcc
 
-.PHONY: all build deps run test test-unit test-integration test-e2e bench vet fmt clean
+.PHONY: all build deps run test test-unit test-integration test-e2e test-node bench vet fmt clean
 
 all: build
 
@@ -43,10 +45,18 @@ test-unit:
 
 test-e2e:
 	@mkdir -p _output
-	CRI_RUNTIME_BIN=$(BIN)/cri-runtime $(GO) test -count=1 -timeout 30m -v ./test/e2e/... 2>&1 | tee _output/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|critest:|\s+[a-z_]+\.go:[0-9]+:)' ; exit $${PIPESTATUS[0]}
+	CRI_RUNTIME_BIN=$(BIN)/cri-runtime $(GO) test -count=1 -timeout 30m -v ./test/e2e/... 2>&1 | tee _output/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|critest|node-e2e|\s+[a-z_]+\.go:[0-9]+:)' ; exit $${PIPESTATUS[0]}
 
 # The pod benchmarks run containerd side by side (hack/install-containerd.sh
 # builds it into /var/cache/cri-runtime-e2e) with the test images' registry.
+# Kubernetes node conformance in full: every [NodeConformance] spec of the
+# upstream node e2e suite that is not [Serial], [Flaky], [Slow], [Disruptive]
+# or [Feature:...] (make test runs a subset). See docs/testing.md.
+test-node: deps build
+	hack/install-test-tools.sh
+	@mkdir -p _output
+	NODE_E2E=full CRI_RUNTIME_BIN=$(BIN)/cri-runtime $(GO) test -count=1 -timeout 60m -v ./test/e2e/... -run '^TestNodeConformance$$' 2>&1 | tee _output/node-e2e-full.log | grep -E '^(--- |PASS|FAIL|ok|node-e2e|\s+[a-z_]+\.go:[0-9]+:)' ; exit $${PIPESTATUS[0]}
+
 bench: deps build
 	hack/install-test-tools.sh
 	hack/install-containerd.sh

@@ -37,8 +37,20 @@ var critestPorts = []int{12000, 12001, 12002, 12003}
 //	CRITEST_FOCUS       -ginkgo.focus regexp: run only matching specs
 //	CRITEST_SKIP        -ginkgo.skip regexp
 //	CRITEST_FLAKE_ATTEMPTS  -ginkgo.flake-attempts (default 1: no retry)
+// TestCritest runs critest on each CNI chain (cni_chains_test.go): ours,
+// and one without a loopback plugin, like Flannel's and Calico's.
 func TestCritest(t *testing.T) {
 	requireEnv(t)
+	for _, chain := range cniChains() {
+		t.Run("cni="+chain, func(t *testing.T) {
+			useCNIChain(t, chain)
+			runCritest(t, chain)
+		})
+	}
+}
+
+// runCritest runs critest once; its report and log are named after chain.
+func runCritest(t *testing.T, chain string) {
 	bin := getenv("CRITEST", "critest")
 	if _, err := exec.LookPath(bin); err != nil {
 		t.Fatalf("critest not found (%v): run hack/install-test-tools.sh", err)
@@ -59,8 +71,8 @@ func TestCritest(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	report := filepath.Join(env.artifacts, "critest-junit.xml")
-	logPath := filepath.Join(env.artifacts, "critest.log")
+	report := filepath.Join(env.artifacts, "critest-junit-"+chain+".xml")
+	logPath := filepath.Join(env.artifacts, "critest-"+chain+".log")
 	os.Remove(report)
 	args := []string{
 		"-runtime-endpoint", env.endpoint,
@@ -112,7 +124,7 @@ func TestCritest(t *testing.T) {
 	}
 	res := compare(specs, expected, os.Getenv("CRITEST_FOCUS") != "" || os.Getenv("CRITEST_SKIP") != "")
 	// Alone on its line, so it reads as the suite's closing count.
-	fmt.Printf("critest: %d passed, %d failed, %d skipped\n", res.passed, res.failed, res.skipped)
+	fmt.Printf("critest (cni=%s): %d passed, %d failed, %d skipped\n", chain, res.passed, res.failed, res.skipped)
 	t.Logf("critest ran in %v (exit: %v); %d failures expected by %s", wall, runErr, res.failed-len(res.unexpected), expectedFailuresFile)
 	for _, n := range res.nowPassing {
 		t.Logf("now passes, remove from %s: %s", expectedFailuresFile, n)

@@ -79,6 +79,11 @@ func startKubelet(t *testing.T) *kubelet {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("kubelet %s: %v (hack/install-kube.sh builds it; make test runs it)", bin, err)
 	}
+	// Whatever its --root-dir, the kubelet serves device plugins at
+	// /var/lib/kubelet/device-plugins: a host kubelet's would be clobbered.
+	if exists("/var/lib/kubelet") {
+		t.Fatal("/var/lib/kubelet exists: a kubelet runs or ran on this host; the test kubelet would share its device-plugin socket dir")
+	}
 	for _, p := range []int{kubeletPort, kubeletHealthz} {
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
@@ -227,6 +232,9 @@ func (k *kubelet) stop(t *testing.T, tunables map[string]string) {
 			}
 		}
 	}
+	if err := os.RemoveAll("/var/lib/kubelet"); err != nil {
+		t.Errorf("remove the kubelet's /var/lib/kubelet: %v", err)
+	}
 	removeKubeletIptablesChains(t)
 	// What the kubelet left in the runtime (it removes dead containers and
 	// sandboxes only in its periodic GC) goes through the CRI, as the
@@ -248,23 +256,8 @@ func removeKubeletPods(t *testing.T) {
 		return
 	}
 	for _, p := range ps.GetItems() {
-		if !strings.HasSuffix(p.GetMetadata().GetName(), "-"+kubeletNode) {
-			continue
-		}
-		cs, err := env.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: p.GetId()}})
-		if err != nil {
-			t.Errorf("ListContainers: %v", err)
-		}
-		for _, c := range cs.GetContainers() {
-			if _, err := env.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.GetId()}); err != nil {
-				t.Errorf("RemoveContainer %s: %v", c.GetId(), err)
-			}
-		}
-		if _, err := env.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.GetId()}); err != nil {
-			t.Errorf("StopPodSandbox %s: %v", p.GetId(), err)
-		}
-		if _, err := env.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.GetId()}); err != nil {
-			t.Errorf("RemovePodSandbox %s: %v", p.GetId(), err)
+		if strings.HasSuffix(p.GetMetadata().GetName(), "-"+kubeletNode) {
+			removePod(ctx, t, p.GetId())
 		}
 	}
 }

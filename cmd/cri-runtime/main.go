@@ -46,6 +46,9 @@ func main() {
 	// runc, seeing NOTIFY_SOCKET, would make every container's start wait
 	// for the container itself to say READY=1.
 	notifier := takeNotifySocket()
+	// SIGHUP before the daemon is ready waits for it instead of killing it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 
 	klog.InitFlags(nil)
 	var f flags
@@ -75,7 +78,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	if err := run(f, cfg, files, notifier); err != nil {
+	if err := run(f, cfg, files, notifier, hup); err != nil {
 		fail(err)
 	}
 }
@@ -136,12 +139,7 @@ func fail(err error) {
 // setVerbosity sets klog's -v.
 func setVerbosity(v int) error { return flag.Set("v", strconv.Itoa(v)) }
 
-func run(f flags, cfg Config, files []string, notifier *notifier) error {
-	// SIGHUP before the daemon is ready waits for it instead of killing it.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
+func run(f flags, cfg Config, files []string, notifier *notifier, hup <-chan os.Signal) error {
 	if !f.verbosityFlag {
 		if err := setVerbosity(cfg.Log.Verbosity); err != nil {
 			return err

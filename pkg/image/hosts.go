@@ -507,6 +507,21 @@ func newRegistryState(cfg RegistryConfig, base *http.Transport) (*registryState,
 	return &registryState{cfg: cfg, hosts: hosts}, nil
 }
 
+// closeIdle closes the idle connections of the entries' own transports,
+// once a reload has replaced them.
+func (r *registryState) closeIdle() {
+	for _, f := range append(mapValues(r.hosts.files), r.hosts.def) {
+		if f == nil {
+			continue
+		}
+		for _, e := range append(slices.Clone(f.hosts), f.server) {
+			if t, ok := e.rt.(*http.Transport); ok {
+				t.CloseIdleConnections()
+			}
+		}
+	}
+}
+
 func mapValues(m map[string]*hostsFile) []*hostsFile {
 	out := make([]*hostsFile, 0, len(m))
 	for _, f := range m {

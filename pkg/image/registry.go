@@ -25,7 +25,9 @@ func (s *Service) SetRegistry(cfg RegistryConfig) error {
 	if err != nil {
 		return err
 	}
-	s.reg.Store(st)
+	if old := s.reg.Swap(st); old != nil {
+		old.closeIdle() // running pulls keep their connections
+	}
 	return nil
 }
 

@@ -583,6 +583,20 @@ func (f *hostsFile) endpoints(r Reference) []endpoint {
 	return eps
 }
 
+// isServer reports whether host is the server a hosts.toml names for
+// domain: the upstream under another name ("registry-1.docker.io" for
+// docker.io), which gets domain's credentials as the upstream would.
+func (r *registryState) isServer(host, domain string) bool {
+	f := r.hosts.files[domain]
+	if f == nil {
+		if _, ok := r.cfg.Mirrors[domain]; ok {
+			return false
+		}
+		f = r.hosts.def
+	}
+	return f != nil && f.server.host != "" && f.server.host == host
+}
+
 // roundTripper is the transport of one endpoint: its hosts.toml entry's
 // own TLS when it has one, else the service's (skipping verification where
 // [registry.configs] says insecure_skip_verify), with the entry's headers

@@ -299,3 +299,32 @@ func TestConfigPathMustBeAbsolute(t *testing.T) {
 		}
 	}
 }
+
+// TestHostsServerGetsUpstreamCredentials: a hosts.toml's server is the
+// upstream under another name: the pull's credentials go to it even when
+// bound to the upstream's name, while a mirror host gets them only
+// unbound.
+func TestHostsServerGetsUpstreamCredentials(t *testing.T) {
+	root := writeHosts(t, map[string]string{"docker.io/hosts.toml": `
+server = "https://registry-1.docker.io"
+[host."https://mirror.example.com"]
+`})
+	s := &Service{}
+	if err := s.SetRegistry(RegistryConfig{ConfigPath: root}); err != nil {
+		t.Fatal(err)
+	}
+	bound := &Auth{Username: "u", Password: "p", ServerAddress: "docker.io"}
+	user := func(host string) string {
+		cfg, err := s.authenticator(host, "docker.io", bound).Authorization()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Username
+	}
+	if got := user("registry-1.docker.io"); got != "u" {
+		t.Errorf("the server got user %q, want the pull's", got)
+	}
+	if got := user("mirror.example.com"); got != "" {
+		t.Errorf("a mirror got user %q for credentials bound to docker.io", got)
+	}
+}

@@ -89,6 +89,9 @@ func (p schemePolicy) RoundTrip(req *http.Request) (*http.Response, error) {
 // credentials go to the upstream host, and to mirrors when they are not
 // bound to a server address; the upstream's config entry is last.
 func (s *Service) authenticator(host, domain string, a *Auth) authn.Authenticator {
+	if host != domain && s.registry().isServer(host, domain) {
+		host = domain // a hosts.toml's server is the upstream under another name
+	}
 	fromCfg := func(h string) (authn.Authenticator, bool) {
 		c, ok := s.registry().cfg.Configs[h]
 		if !ok || (c.Username == "" && c.Password == "" && c.Auth == "" && c.IdentityToken == "") {

@@ -437,6 +437,22 @@ func TestDaemonMetricsFromDropIn(t *testing.T) {
 	if !strings.Contains(get("/debug/pprof/"), "goroutine") {
 		t.Error("/debug/pprof/ is not served with pprof = true")
 	}
+
+	// After a restart, what restore found: the pod and its live pause.
+	d.stop()
+	d.start(true)
+	body = get("/metrics")
+	for _, want := range []string{
+		`cri_runtime_restore_found{what="pod_sandboxes"} 1`,
+		`cri_runtime_restore_found{what="tasks_running"} 1`,
+		`cri_runtime_restore_found{what="tasks_exited"} 0`,
+		`cri_runtime_pod_sandboxes{state="ready"} 1`,
+		`cri_runtime_shims 1`,
+	} {
+		if !strings.Contains(body, "\n"+want) {
+			t.Errorf("/metrics after a restart lacks %q", want)
+		}
+	}
 }
 
 // TestDaemonReloadVerbosity: a drop-in raising [log] verbosity applies on

@@ -79,6 +79,8 @@ type daemon struct {
 	conn     *grpc.ClientConn
 	extraEnv []string
 	args     []string
+
+	stopRegistered bool
 }
 
 type syncBuffer struct {
@@ -109,6 +111,7 @@ func newDaemon(t *testing.T, config string) *daemon {
 	}
 	os.Chmod(dir, 0o711)
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() { checkLeaks(t, dir) }) // after the daemon stopped
 	d := &daemon{t: t, dir: dir, cfg: filepath.Join(dir, "config.toml"), dropIns: filepath.Join(dir, "config.d"), socket: filepath.Join(dir, "state", "cri.sock")}
 	for _, sub := range []string{"cni", "config.d"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
@@ -147,7 +150,12 @@ func (d *daemon) start(wait bool) {
 	}
 	d.exited = make(chan struct{})
 	go func() { d.exitErr = d.cmd.Wait(); close(d.exited) }()
-	d.t.Cleanup(d.stop)
+	if !d.stopRegistered {
+		// Once: a restarted daemon must still stop after the Cleanups
+		// registered since (its pods' removal), not before them.
+		d.stopRegistered = true
+		d.t.Cleanup(d.stop)
+	}
 	if !wait {
 		return
 	}
@@ -256,6 +264,40 @@ func (d *daemon) runHostNetPod(ctx context.Context, name string) string {
 		}
 	})
 	return id
+}
+
+// checkLeaks fails the test for any shim or mount a daemon under dir left
+// behind, and removes them.
+func checkLeaks(t *testing.T, dir string) {
+	// Containers first (runc kills them and removes their cgroups), then
+	// the shims that ran them.
+	runcRoot := filepath.Join(dir, "state", "runtime", "runc", "k8s.io")
+	if out, err := exec.Command("runc", "--root", runcRoot, "list", "-q").Output(); err == nil {
+		for _, id := range strings.Fields(string(out)) {
+			t.Errorf("container %s left behind", id)
+			_ = exec.Command("runc", "--root", runcRoot, "delete", "--force", id).Run()
+		}
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, []byte(dir+"/")) {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		t.Errorf("process %d left behind: %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mounts")
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			t.Errorf("mount left behind: %s", f[1])
+			_ = syscall.Unmount(f[1], syscall.MNT_DETACH)
+		}
+	}
 }
 
 // shimEnvirons returns the initial environment of every shim whose

@@ -10,7 +10,12 @@ LDFLAGS := -s -w -X github.com/cri-runtime/cri-runtime/pkg/cri.RuntimeVersion=$(
 GOTEST_FLAGS ?=
 CC ?= gcc
 
-.PHONY: all build deps run test test-unit test-integration test-e2e test-node bench vet fmt clean
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+
+.PHONY: all build install deps run test test-unit test-integration test-e2e test-node bench vet fmt clean
 
 all: build
 
@@ -19,6 +24,27 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cri-runtime ./cmd/cri-runtime
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/cri-runtime-shim ./cmd/cri-runtime-shim
 	$(CC) -static -Os -s -o $(BIN)/cri-runtime-pause cmd/cri-runtime-pause/pause.c
+
+# Installs the binaries into $(DESTDIR)$(BINDIR), the systemd unit (its
+# ExecStart pointing there) into $(DESTDIR)$(SYSTEMDUNITDIR), and
+# /etc/cri-runtime/config.toml from `config default` unless one is there
+# (an operator's file is never overwritten), with an empty config.d/.
+install: build
+	install -D -m 0755 $(BIN)/cri-runtime $(DESTDIR)$(BINDIR)/cri-runtime
+	install -D -m 0755 $(BIN)/cri-runtime-shim $(DESTDIR)$(BINDIR)/cri-runtime-shim
+	install -D -m 0755 $(BIN)/cri-runtime-pause $(DESTDIR)$(BINDIR)/cri-runtime-pause
+	install -d -m 0755 $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's|/usr/local/bin/|$(BINDIR)/|g' contrib/systemd/cri-runtime.service > $(DESTDIR)$(SYSTEMDUNITDIR)/cri-runtime.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/cri-runtime.service
+	install -d -m 0755 $(DESTDIR)/etc/cri-runtime/config.d
+	@if [ -e $(DESTDIR)/etc/cri-runtime/config.toml ]; then \
+		echo "kept $(DESTDIR)/etc/cri-runtime/config.toml"; \
+	else \
+		$(BIN)/cri-runtime config default > $(DESTDIR)/etc/cri-runtime/config.toml.tmp && \
+		chmod 0644 $(DESTDIR)/etc/cri-runtime/config.toml.tmp && \
+		mv $(DESTDIR)/etc/cri-runtime/config.toml.tmp $(DESTDIR)/etc/cri-runtime/config.toml && \
+		echo "wrote $(DESTDIR)/etc/cri-runtime/config.toml"; \
+	fi
 
 deps:
 	hack/install-deps.sh

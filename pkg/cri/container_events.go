@@ -89,6 +89,7 @@ var errEventsClosed = fmt.Errorf("cri-runtime is shutting down; resubscribe to c
 type eventBroadcaster struct {
 	buffer    int
 	cutOff    atomic.Int64
+	replayed  atomic.Int64 // events handed to new subscribers from replay
 	closed    chan struct{}
 	closeOnce sync.Once
 
@@ -125,6 +126,7 @@ func (b *eventBroadcaster) subscribe() *eventSubscriber {
 	for _, ev := range b.replay {
 		sub.ch <- ev // replay is never longer than the buffer
 	}
+	b.replayed.Add(int64(len(b.replay)))
 	b.subs[sub] = struct{}{}
 	return sub
 }

@@ -161,6 +161,9 @@ func TestBroadcasterReplaysRestoreEvents(t *testing.T) {
 	default:
 		t.Fatal("a subscriber after restore got no replay")
 	}
+	if n := b.replayed.Load(); n != 1 {
+		t.Errorf("replayed counts %d events, want 1 (the metric)", n)
+	}
 	select {
 	case ev := <-sub.ch:
 		t.Fatalf("replayed a live event published before subscribing: %q", ev.GetContainerId())
@@ -175,5 +178,8 @@ func TestBroadcasterReplaysRestoreEvents(t *testing.T) {
 	case ev := <-late.ch:
 		t.Fatalf("a late subscriber got a stale replay: %q", ev.GetContainerId())
 	default:
+	}
+	if n := b.replayed.Load(); n != 1 {
+		t.Errorf("replayed counts %d events after a late subscriber, want still 1", n)
 	}
 }

@@ -3,6 +3,7 @@ package image
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -45,6 +46,10 @@ type RegistryConfig struct {
 	// Configs maps a registry host (upstream or mirror) to its credentials
 	// and TLS settings.
 	Configs map[string]RegistryHostConfig `toml:"configs"`
+	// ConfigPath is a colon-separated list of registry hosts directories
+	// in containerd's format (<dir>/<host>/hosts.toml, <dir>/_default;
+	// hosts.go). A host's hosts.toml wins over an inline mirror of it.
+	ConfigPath string `toml:"config_path"`
 }
 
 // Mirror lists the endpoints tried, in order, before the upstream host.
@@ -144,6 +149,13 @@ func (r RegistryConfig) Validate() error {
 			return fmt.Errorf("registry.configs.%q: %w", host, err)
 		}
 	}
+	if r.ConfigPath != "" {
+		for _, dir := range filepath.SplitList(r.ConfigPath) {
+			if !filepath.IsAbs(dir) {
+				return fmt.Errorf("registry.config_path: %q is not an absolute path: %w", dir, errdefs.ErrInvalidArgument)
+			}
+		}
+	}
 	return nil
 }
 
@@ -160,6 +172,9 @@ func validateHost(host string) error {
 type endpoint struct {
 	host     string // host[:port] as the registry API is addressed
 	insecure bool   // plain http
+	// via is the hosts.toml entry it comes from (its TLS, headers and API
+	// root); nil for an inline mirror or the upstream host.
+	via *hostEntry
 }
 
 func parseEndpoint(s string) (endpoint, error) {

@@ -38,13 +38,16 @@ insecure_skip_verify = true
 		t.Fatal(err)
 	}
 	s := &Service{cfg: cfg}
-	if eps := s.endpoints("registry.k8s.io"); len(eps) != 1 || eps[0] != (endpoint{host: "127.0.0.1:5000", insecure: true}) {
+	if err := s.SetRegistry(cfg.Registry); err != nil {
+		t.Fatal(err)
+	}
+	if eps := s.endpoints(Reference{Domain: "registry.k8s.io"}); len(eps) != 1 || eps[0] != (endpoint{host: "127.0.0.1:5000", insecure: true}) {
 		t.Errorf("registry.k8s.io endpoints = %+v", eps)
 	}
-	if eps := s.endpoints("docker.io"); len(eps) != 2 || eps[0].host != "mirror.example.com" || eps[0].insecure || eps[1].host != "docker.io" {
+	if eps := s.endpoints(Reference{Domain: "docker.io"}); len(eps) != 2 || eps[0].host != "mirror.example.com" || eps[0].insecure || eps[1].host != "docker.io" {
 		t.Errorf("docker.io endpoints = %+v (want the mirror, then fallback upstream)", eps)
 	}
-	if eps := s.endpoints("quay.io"); len(eps) != 1 || eps[0] != (endpoint{host: "quay.io"}) {
+	if eps := s.endpoints(Reference{Domain: "quay.io"}); len(eps) != 1 || eps[0] != (endpoint{host: "quay.io"}) {
 		t.Errorf("quay.io endpoints = %+v", eps)
 	}
 	if !cfg.Registry.Configs["mirror.example.com"].InsecureSkipVerify {

@@ -87,45 +87,16 @@ func (p schemePolicy) RoundTrip(req *http.Request) (*http.Response, error) {
 	return p.next.RoundTrip(req)
 }
 
-// endpoints lists where to pull domain from: its mirrors in order, then
-// the upstream host unless the mirror config says fallback = false.
-func (s *Service) endpoints(domain string) []endpoint {
-	var eps []endpoint
-	m, ok := s.cfg.Registry.Mirrors[domain]
-	if ok {
-		for _, e := range m.Endpoints {
-			ep, _ := parseEndpoint(e) // checked by Validate
-			eps = append(eps, ep)
-		}
-	}
-	if !ok || m.fallback() {
-		eps = append(eps, endpoint{host: domain})
-	}
-	return eps
-}
-
-func (s *Service) roundTripper(ep endpoint) http.RoundTripper {
-	next := s.transport
-	if next == nil {
-		next = s.secure
-		if s.cfg.Registry.Configs[ep.host].InsecureSkipVerify {
-			next = s.skipVerify
-		}
-	}
-	var rt http.RoundTripper = schemePolicy{next: next, allowHTTP: map[string]bool{ep.host: ep.insecure}}
-	if d := time.Duration(s.cfg.PullProgressTimeout); d > 0 {
-		rt = progressTransport{next: rt, timeout: d}
-	}
-	return capTransport{next: rt}
-}
-
 // authenticator picks the credentials for host when pulling from domain:
 // a config entry of a mirror host wins for that mirror; the request's
 // credentials go to the upstream host, and to mirrors when they are not
 // bound to a server address; the upstream's config entry is last.
 func (s *Service) authenticator(host, domain string, a *Auth) authn.Authenticator {
+	if host != domain && s.registry().isServer(host, domain) {
+		host = domain // a hosts.toml's server is the upstream under another name
+	}
 	fromCfg := func(h string) (authn.Authenticator, bool) {
-		c, ok := s.cfg.Registry.Configs[h]
+		c, ok := s.registry().cfg.Configs[h]
 		if !ok || (c.Username == "" && c.Password == "" && c.Auth == "" && c.IdentityToken == "") {
 			return nil, false
 		}
@@ -208,7 +179,7 @@ func (s *Service) pull(ctx context.Context, r Reference, auth *Auth) (Image, err
 	logger := klog.FromContext(ctx)
 	var ri *remoteImage
 	var errs []error
-	for _, ep := range s.endpoints(r.Domain) {
+	for _, ep := range s.endpoints(r) {
 		var err error
 		ri, err = s.resolve(ctx, ep, r, auth)
 		if err == nil {

@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -38,6 +39,11 @@ type Service struct {
 	transport http.RoundTripper // nil: the service's own
 
 	secure, skipVerify http.RoundTripper
+	// reg is the registry config in force (hosts.go); SetRegistry swaps it.
+	reg     atomic.Pointer[registryState]
+	onBytes func(int64) // WithRegistryBytes
+	// progressTimeout is pull_progress_timeout in force (SetPullProgressTimeout).
+	progressTimeout atomic.Int64
 
 	ctx    context.Context // ended by Close: cancels running pulls
 	cancel context.CancelFunc
@@ -109,6 +115,10 @@ func New(root string, st *store.Store, cfg Config, opts ...Option) (*Service, er
 	}
 	rand.Read(s.authKey[:])
 	s.secure, s.skipVerify = newTransports()
+	s.progressTimeout.Store(int64(cfg.PullProgressTimeout))
+	if err := s.SetRegistry(cfg.Registry); err != nil {
+		return nil, err
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.pulls = newFlight[Image](s.ctx, &s.wg)
 	s.layerPulls = newFlight[layerRecord](s.ctx, &s.wg)

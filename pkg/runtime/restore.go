@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -53,6 +54,22 @@ func (r *Runtime) Restore(ctx context.Context) error {
 	return nil
 }
 
+// RestoreStats is what Restore found, by what it did with each task.
+type RestoreStats struct {
+	Running     int // the shim answered: monitored again
+	Exited      int // the shim was dead: cleaned up, its exit published
+	BundleGone  int // the bundle was gone (a reboot): cleaned up
+	NeverCreate int // the daemon died before the create: removed
+}
+
+type restoreCounts struct{ running, exited, bundleGone, neverCreated atomic.Int64 }
+
+// RestoreStats reports what the last Restore found (for the metrics).
+func (r *Runtime) RestoreStats() RestoreStats {
+	c := &r.restored
+	return RestoreStats{Running: int(c.running.Load()), Exited: int(c.exited.Load()), BundleGone: int(c.bundleGone.Load()), NeverCreate: int(c.neverCreated.Load())}
+}
+
 // restoreOne reconciles one recorded task against its shim.
 func (r *Runtime) restoreOne(ctx context.Context, rec taskRecord) {
 	logger := klog.FromContext(ctx).WithValues("taskID", rec.ID, "namespace", rec.Namespace)
@@ -68,6 +85,7 @@ func (r *Runtime) restoreOne(ctx context.Context, rec taskRecord) {
 		// The bundle is gone (a reboot emptied the state dir): the task
 		// cannot be running. Release what is left and report it exited.
 		logger.Info("Task's bundle is gone; cleaning up")
+		r.restored.bundleGone.Add(1)
 		if _, err := r.cleanupDead(ctx, nil, &rec); err != nil {
 			logger.Error(err, "Failed to clean up a task without a bundle")
 		}
@@ -76,6 +94,7 @@ func (r *Runtime) restoreOne(ctx context.Context, rec taskRecord) {
 		// never was a process, so there is no exit to report. Stop the
 		// shim and remove whatever a create in flight may have left.
 		logger.Info("Shim of task never created its process; removing it")
+		r.restored.neverCreated.Add(1)
 		if err := shim.conn.shutdown(ctx); err != nil {
 			logger.Error(err, "Shim of an uncreated task did not shut down; killed it")
 		}
@@ -88,6 +107,7 @@ func (r *Runtime) restoreOne(ctx context.Context, rec taskRecord) {
 	case shim == nil:
 		// The shim is dead: clean up after it, with the exit it recorded.
 		logger.Info("Shim of task is dead; cleaning up")
+		r.restored.exited.Add(1)
 		if _, err := r.cleanupDead(ctx, nil, &rec); err != nil {
 			logger.Error(err, "Failed to clean up a task of a dead shim")
 		}
@@ -98,6 +118,7 @@ func (r *Runtime) restoreOne(ctx context.Context, rec taskRecord) {
 		r.add(t)
 		r.startMonitor(t)
 		logger.V(2).Info("Restored task", "pid", shim.taskPid)
+		r.restored.running.Add(1)
 	}
 }
 

@@ -83,6 +83,7 @@ type Runtime struct {
 	shimBinary string
 	shimDebug  bool
 	events     *exchange
+	restored   restoreCounts // what Restore found (RestoreStats)
 
 	// mu guards tasks and reserved (map operations only: never held across
 	// a shim call or an exec).

@@ -359,6 +359,9 @@ func TestTaskSurvivesRestart(t *testing.T) {
 	if task2.Pid() != pid {
 		t.Fatalf("restored pid %d, want %d", task2.Pid(), pid)
 	}
+	if got := r2.RestoreStats(); got != (RestoreStats{Running: 1}) {
+		t.Errorf("RestoreStats = %+v, want one running", got)
+	}
 	st, err := task2.State(ctx)
 	if err != nil || st.Status != api.StatusRunning {
 		t.Fatalf("restored task state %+v, %v; want running", st, err)
@@ -483,6 +486,9 @@ func TestShimDeadAtRestore(t *testing.T) {
 	waitEvent(t, events, EventTaskDelete, "orphan")
 	if _, err := r2.Get(testNS, "orphan"); !errdefs.IsNotFound(err) {
 		t.Fatalf("dead task restored: %v", err)
+	}
+	if got := r2.RestoreStats(); got != (RestoreStats{Exited: 1}) {
+		t.Errorf("RestoreStats = %+v, want one exited", got)
 	}
 	e.assertClean("orphan")
 }
@@ -676,6 +682,9 @@ func TestRestoreUncreatedTask(t *testing.T) {
 	r2, _ := e.open()
 	if _, err := r2.Get(testNS, "halfway"); !errdefs.IsNotFound(err) {
 		t.Fatalf("an uncreated task was restored: %v", err)
+	}
+	if got := r2.RestoreStats(); got != (RestoreStats{NeverCreate: 1}) {
+		t.Errorf("RestoreStats = %+v, want one never created", got)
 	}
 	var left taskRecord
 	if err := e.st.Get(ctx, store.KindTasks, taskKey(testNS, "halfway"), &left); !errdefs.IsNotFound(err) {

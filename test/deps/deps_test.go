@@ -97,6 +97,12 @@ var rules = []rule{
 		deny:   []string{criAPI},
 		source: "docs/nri.md (not yet a row of STYLE.md §A.2)",
 	},
+	{
+		pkgs: "pkg/metrics/...",
+		ours: []string{"pkg/errdefs"}, oursDeep: true,
+		deny:   []string{goRunc, bbolt},
+		source: "docs/metrics.md (not yet a row of STYLE.md §A.2)",
+	},
 	{pkgs: "pkg/errdefs", stdOnly: true},
 	{
 		pkgs: "pkg/errdefs/errgrpc",

@@ -47,6 +47,7 @@ var env struct {
 	artifacts string    // logs and reports kept after the run
 	setupErr  error     // why the harness could not start; every test fails with it
 	cfgPath   string    // the daemon's config file
+	configDir string    // its --config-dir (drop-ins), empty unless a test adds one
 	nriSocket string    // where NRI plugins connect (critest -nri-socket, nri_test.go)
 	daemon    *exec.Cmd // the running daemon (restarted by the durability tests)
 	conn      *grpc.ClientConn
@@ -154,6 +155,12 @@ func setup(daemon **exec.Cmd, startedRegistry *bool, shmBefore *map[int]bool) er
 		return err
 	}
 	env.cfgPath = cfg
+	// A drop-in dir of the run's own, so a host's /etc/cri-runtime/config.d
+	// never reaches the daemon under test.
+	env.configDir = filepath.Join(env.tmp, "config.d")
+	if err := os.MkdirAll(env.configDir, 0o755); err != nil {
+		return err
+	}
 	_ = os.Remove(filepath.Join(env.artifacts, "daemon.log"))
 	d, err := startDaemon(cfg)
 	*daemon = d
@@ -281,7 +288,7 @@ func startDaemon(cfg string) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(daemonBin(), "--config", cfg, "--root", env.root, "--state", env.state, "--socket", env.socket,
+	cmd := exec.Command(daemonBin(), "--config", cfg, "--config-dir", env.configDir, "--root", env.root, "--state", env.state, "--socket", env.socket,
 		"-v", getenv("E2E_DAEMON_V", "2"))
 	cmd.Stdout, cmd.Stderr = f, f
 	// The shim is looked up next to the daemon or on PATH.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
+	"github.com/cri-runtime/cri-runtime/pkg/confval"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
@@ -44,20 +45,7 @@ type Config struct {
 }
 
 // Duration is a time.Duration written as "1s" in the config file.
-type Duration time.Duration
-
-// UnmarshalText reads a Go duration ("1s", "500ms").
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("duration %q: %w", b, errdefs.ErrInvalidArgument)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes the duration as Go prints it ("1s").
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+type Duration = confval.Duration
 
 var handlerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$`)
 

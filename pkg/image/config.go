@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cri-runtime/cri-runtime/pkg/confval"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
@@ -77,20 +78,7 @@ type RegistryHostConfig struct {
 }
 
 // Duration is a time.Duration written as "5m" in the config file.
-type Duration time.Duration
-
-// UnmarshalText reads a Go duration ("5m", "30s", "0").
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("duration %q: %w", b, errdefs.ErrInvalidArgument)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes the duration as Go prints it ("5m0s").
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+type Duration = confval.Duration
 
 // DefaultConfig returns the defaults used when the config file says nothing.
 func DefaultConfig() Config {

@@ -5,24 +5,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cri-runtime/cri-runtime/pkg/confval"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
 // Duration is a time.Duration written as "10s" in the config file.
-type Duration time.Duration
-
-// UnmarshalText reads a Go duration ("2s", "500ms").
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("duration %q: %w", b, errdefs.ErrInvalidArgument)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes the duration as Go prints it ("2s").
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+type Duration = confval.Duration
 
 // Config is the [nri] section of the config file.
 type Config struct {

@@ -70,7 +70,7 @@ var rules = []rule{
 	{
 		pkgs: "pkg/cri/...",
 		// pkg/nri: the facade's NRI adapter, docs/nri.md.
-		ours:       []string{"pkg/runtime", "pkg/image", "pkg/network", "pkg/store", "pkg/errdefs/...", "pkg/nri"},
+		ours:       []string{"pkg/runtime", "pkg/image", "pkg/network", "pkg/store", "pkg/errdefs/...", "pkg/nri", "pkg/confval"},
 		deny:       []string{goRunc, "pkg/shim/service/...", "pkg/shim/process/..."},
 		denyDirect: []string{"pkg/shim/...", bbolt},
 	},
@@ -86,14 +86,14 @@ var rules = []rule{
 	},
 	{
 		pkgs: "pkg/image/...",
-		ours: []string{"pkg/store", "pkg/errdefs"},
+		ours: []string{"pkg/store", "pkg/errdefs", "pkg/confval"},
 		deny: []string{"pkg/cri/...", "pkg/runtime/...", "pkg/network/...", "pkg/shim/..."},
 	},
 	{pkgs: "pkg/store/...", ours: []string{"pkg/errdefs"}, oursDeep: true},
 	{pkgs: "pkg/network/...", ours: []string{"pkg/errdefs"}, oursDeep: true},
 	{
 		pkgs: "pkg/nri/...",
-		ours: []string{"pkg/errdefs"}, oursDeep: true,
+		ours: []string{"pkg/errdefs", "pkg/confval"}, oursDeep: true,
 		deny:   []string{criAPI},
 		source: "docs/nri.md (not yet a row of STYLE.md §A.2)",
 	},
@@ -104,6 +104,10 @@ var rules = []rule{
 		source: "docs/metrics.md (not yet a row of STYLE.md §A.2)",
 	},
 	{pkgs: "pkg/errdefs", stdOnly: true},
+	{
+		pkgs: "pkg/confval", ours: []string{"pkg/errdefs"}, oursDeep: true, external: []string{},
+		source: "docs/architecture.md (config value types every section shares; not a row of STYLE.md §A.2)",
+	},
 	{
 		pkgs: "pkg/errdefs/errgrpc",
 		ours: []string{"pkg/errdefs"}, oursDeep: true,

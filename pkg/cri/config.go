@@ -6,8 +6,8 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/confval"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 

@@ -31,7 +31,8 @@ func webPod() map[string]any {
 					"readinessProbe": map[string]any{"httpGet": map[string]any{"path": "/", "port": 80}, "periodSeconds": 1},
 					"livenessProbe":  map[string]any{"tcpSocket": map[string]any{"port": 80}, "periodSeconds": 2},
 				},
-				// A sidecar that reaches the web server over 127.0.0.1.
+				// A sidecar that reaches the web server over 127.0.0.1 (timeout, not
+				// wget -T: Debian busybox 1.35's wget crashes on -T).
 				map[string]any{
 					"name": "sidecar", "image": e2eBusybox,
 					"command": []string{"sh", "-c", "exec sleep 3600"},
@@ -107,7 +108,7 @@ func TestKubelet(t *testing.T) {
 				}
 			})
 			t.Run("localhost between containers", func(t *testing.T) {
-				out, code := k.exec(t, "web", "sidecar", "wget", "-q", "-T", "5", "-O", "-", "http://127.0.0.1:80/")
+				out, code := k.exec(t, "web", "sidecar", "timeout", "10", "wget", "-q", "-O", "-", "http://127.0.0.1:80/")
 				if code != 0 || out == "" {
 					t.Fatalf("wget of 127.0.0.1:80 from the sidecar: exit %d, %q", code, out)
 				}

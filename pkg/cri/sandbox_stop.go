@@ -15,7 +15,8 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/network"
 )
 
-// StopPodSandbox stops every container of the pod, kills the pause task,
+// StopPodSandbox stops every container of the pod, kills the pause task
+// (or removes the pinned IPC and UTS namespaces of a pod without one),
 // tears the pod network down and unmounts /dev/shm. It is idempotent: an
 // absent or already stopped sandbox is success.
 func (s *Service) StopPodSandbox(ctx context.Context, r *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
@@ -79,6 +80,9 @@ func (s *Service) stopSandbox(ctx context.Context, sb *sandbox) error {
 		if err := s.killAndDelete(ctx, t); err != nil {
 			return fmt.Errorf("stop pause task: %w", err)
 		}
+	}
+	if err := network.RemoveNamespaces(s.netnsDir, id); err != nil {
+		return err
 	}
 	if !sb.Status().NetworkDown {
 		if err := s.teardownPodNetwork(ctx, sb); err != nil {

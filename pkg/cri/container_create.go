@@ -166,6 +166,8 @@ func (s *Service) containerInput(sb *sandbox, img image.Image, rootfs string, cf
 		Config:         sbCfg,
 		Pid:            sb.Status().Pid,
 		NetNSPath:      sb.Meta.NetNSPath,
+		IPCNSPath:      sb.Meta.IPCNSPath,
+		UTSNSPath:      sb.Meta.UTSNSPath,
 		ResolvConfPath: s.existingSandboxFile(sb.Meta.ID, sandboxResolvFile),
 		HostsPath:      s.existingSandboxFile(sb.Meta.ID, sandboxHostsFile),
 		HostnamePath:   s.existingSandboxFile(sb.Meta.ID, sandboxHostnameFile),

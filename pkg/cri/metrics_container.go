@@ -150,9 +150,9 @@ func (s *Service) podSandboxMetrics(ctx context.Context) ([]*runtimeapi.PodSandb
 		cfg := sb.Meta.config
 		md := cfg.GetMetadata()
 		pm := &runtimeapi.PodSandboxMetrics{PodSandboxId: sb.Meta.ID}
-		if !hostNetwork(cfg) && st.Pid > 0 {
+		if !hostNetwork(cfg) {
 			// Labelled as cAdvisor labels the pause container's series.
-			if devs, err := readNetDev(st.Pid); err == nil {
+			if devs, err := podNetDevs(sb); err == nil {
 				b := newSeriesBuilder("", sb.Meta.ID, "", sb.Meta.ID, md.GetNamespace(), md.GetName())
 				networkSeries(b, devs)
 				pm.Metrics = b.out

@@ -182,7 +182,8 @@ func nriPod(m sandboxMeta, pid int) *nri.PodSandbox {
 	return &nri.PodSandbox{
 		ID: m.ID, Name: md.GetName(), UID: md.GetUid(), Namespace: md.GetNamespace(),
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), RuntimeHandler: m.RuntimeHandler,
-		CgroupParent: cfg.GetLinux().GetCgroupParent(), NetNSPath: m.NetNSPath, Pid: uint32(max(pid, 0)), IPs: m.IPs,
+		CgroupParent: cfg.GetLinux().GetCgroupParent(), NetNSPath: m.NetNSPath, IPCNSPath: m.IPCNSPath, UTSNSPath: m.UTSNSPath,
+		Pid: uint32(max(pid, 0)), IPs: m.IPs,
 	}
 }
 

@@ -22,6 +22,13 @@ type sandboxMeta struct {
 	RuntimeHandler string   `json:"runtimeHandler"`
 	NetNSPath      string   `json:"netnsPath,omitempty"`
 	IPs            []string `json:"ips,omitempty"`
+	// NoPause is set for a pod without a pause process (spec.NeedsPause
+	// false): its IPC and UTS namespaces are pinned as files (IPCNSPath,
+	// UTSNSPath; "" where the pod uses the host's) next to its netns.
+	// Records from before there was a choice have a pause.
+	NoPause   bool   `json:"noPause,omitempty"`
+	IPCNSPath string `json:"ipcnsPath,omitempty"`
+	UTSNSPath string `json:"utsnsPath,omitempty"`
 	// PauseImage is the sandbox_image the pause runs from ("" for the
 	// built-in pause); its rootfs is released with the sandbox.
 	PauseImage string    `json:"pauseImage,omitempty"`
@@ -32,7 +39,7 @@ type sandboxMeta struct {
 
 // sandboxStatus holds the facts of a sandbox's life; State derives from them.
 //
-//	READY ──stop, or pause exits──► NOTREADY ──remove──► (gone)
+//	READY ──stop, or pause exits, or its pinned namespaces are gone at restore──► NOTREADY ──remove──► (gone)
 type sandboxStatus struct {
 	Pid       int   `json:"pid"`
 	StoppedAt int64 `json:"stoppedAt,omitempty"` // unix nanos; 0 while ready

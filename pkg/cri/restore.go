@@ -79,8 +79,9 @@ func (s *Service) restore(ctx context.Context) error {
 }
 
 // reconcile marks objects whose task is gone without a known exit: a
-// running sandbox becomes NOTREADY, an unfinished container EXITED with
-// reason Unknown (trust the kernel over the cache).
+// running sandbox becomes NOTREADY (one without a pause when its pinned
+// namespaces are gone), an unfinished container EXITED with reason Unknown
+// (trust the kernel over the cache).
 func (s *Service) reconcile(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	now := time.Now().UnixNano()
@@ -88,7 +89,11 @@ func (s *Service) reconcile(ctx context.Context) {
 		if sb.Status().StoppedAt != 0 {
 			continue
 		}
-		if t, err := s.tasks.Get(taskNamespace, sb.Meta.ID); err == nil {
+		if sb.Meta.NoPause {
+			if s.pinnedSandboxAlive(sb) {
+				continue
+			}
+		} else if t, err := s.tasks.Get(taskNamespace, sb.Meta.ID); err == nil {
 			select {
 			case <-t.Exited():
 			default:

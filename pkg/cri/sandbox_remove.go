@@ -83,10 +83,13 @@ func (s *Service) removeSandbox(ctx context.Context, sb *sandbox) error {
 	return nil
 }
 
-// removeSandboxDir unmounts the pod's /dev/shm, if still mounted, and
-// removes the sandbox dir.
+// removeSandboxDir unmounts the pod's /dev/shm, if still mounted, removes
+// its pinned IPC and UTS namespaces, if any, and removes the sandbox dir.
 func (s *Service) removeSandboxDir(id string) error {
 	if err := unmountShm(s.sandboxFile(id, sandboxShmDir)); err != nil {
+		return err
+	}
+	if err := network.RemoveNamespaces(s.netnsDir, id); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(s.sandboxDir(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -105,8 +108,8 @@ func (s *Service) deleteSandboxRecord(ctx context.Context, id string) error {
 
 // removeOrphanSandboxes tears down what a daemon crash in the middle of
 // RunPodSandbox (or of a remove) left without a sandbox record: pinned
-// netns (CNI DEL from the cache first, so IPs and host rules are freed)
-// and sandbox dirs (their /dev/shm unmounted). It runs at start-up, before
+// netns (CNI DEL from the cache first, so IPs and host rules are freed),
+// pinned IPC/UTS namespaces and sandbox dirs (their /dev/shm unmounted). It runs at start-up, before
 // any RPC is served.
 func (s *Service) removeOrphanSandboxes(ctx context.Context) {
 	logger := klog.FromContext(ctx)
@@ -117,6 +120,15 @@ func (s *Service) removeOrphanSandboxes(ctx context.Context) {
 	if entries, err := os.ReadDir(s.netnsDir); err == nil {
 		for _, e := range entries {
 			id, path := e.Name(), filepath.Join(s.netnsDir, e.Name())
+			if name, ok := network.PinnedName(id); ok {
+				if !known(name) {
+					logger.Info("Removing pinned namespaces that belong to no pod sandbox", "path", path)
+					if err := network.RemoveNamespaces(s.netnsDir, name); err != nil {
+						logger.Error(err, "Failed to remove orphan pinned namespaces", "podSandboxID", name)
+					}
+				}
+				continue
+			}
 			if known(id) {
 				continue
 			}

@@ -25,7 +25,9 @@ const undoTimeout = 2 * time.Minute
 
 // RunPodSandbox creates and starts a pod sandbox: its dir with hostname,
 // hosts and resolv.conf, its /dev/shm, its network namespace and CNI
-// network, and the pause task that holds its namespaces. A kubelet retry
+// network, and either the pause task that holds its namespaces or, for a
+// pod that needs none (no shared PID or user namespace), its IPC and UTS
+// namespaces pinned as files (sandbox_pin.go). A kubelet retry
 // with the same config gets the id of the create in flight; any failure
 // undoes every step.
 func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandboxRequest) (_ *runtimeapi.RunPodSandboxResponse, retErr error) {
@@ -86,6 +88,9 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	}
 	if err := s.writeSandboxFiles(id, cfg, meta.IPs); err != nil {
 		return nil, err
+	}
+	if !spec.NeedsPause(cfg) {
+		return s.runPinnedSandbox(ctx, &undo, meta)
 	}
 	t, err := s.startPauseTask(ctx, &undo, meta, rtOpts)
 	if err != nil {

@@ -71,7 +71,9 @@ func (s *Service) sandboxInfo(m sandboxMeta, st sandboxStatus) (string, error) {
 		return "", fmt.Errorf("encode sandbox config: %w: %w", err, errdefs.ErrInternal)
 	}
 	processStatus := "stopped"
-	if t, err := s.tasks.Get(taskNamespace, m.ID); err == nil {
+	if m.NoPause {
+		processStatus = "none" // no pause: the pinned namespaces hold the pod
+	} else if t, err := s.tasks.Get(taskNamespace, m.ID); err == nil {
 		select {
 		case <-t.Exited():
 		default:
@@ -84,6 +86,8 @@ func (s *Service) sandboxInfo(m sandboxMeta, st sandboxStatus) (string, error) {
 		ProcessStatus      string          `json:"processStatus"`
 		NetNamespaceClosed bool            `json:"netNamespaceClosed"`
 		NetNSPath          string          `json:"netnsPath,omitempty"`
+		IPCNSPath          string          `json:"ipcnsPath,omitempty"`
+		UTSNSPath          string          `json:"utsnsPath,omitempty"`
 		RuntimeHandler     string          `json:"runtimeHandler"`
 		RuntimeType        string          `json:"runtimeType"`
 		SandboxDir         string          `json:"sandboxDir"`
@@ -93,6 +97,8 @@ func (s *Service) sandboxInfo(m sandboxMeta, st sandboxStatus) (string, error) {
 		ProcessStatus:      processStatus,
 		NetNamespaceClosed: st.NetworkDown,
 		NetNSPath:          m.NetNSPath,
+		IPCNSPath:          m.IPCNSPath,
+		UTSNSPath:          m.UTSNSPath,
 		RuntimeHandler:     m.RuntimeHandler,
 		RuntimeType:        rtOpts.Binary,
 		SandboxDir:         s.sandboxDir(m.ID),

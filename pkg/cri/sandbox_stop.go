@@ -15,7 +15,8 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/network"
 )
 
-// StopPodSandbox stops every container of the pod, kills the pause task,
+// StopPodSandbox stops every container of the pod, kills the pause task
+// (or removes the pinned IPC and UTS namespaces of a pod without one),
 // tears the pod network down and unmounts /dev/shm. It is idempotent: an
 // absent or already stopped sandbox is success.
 func (s *Service) StopPodSandbox(ctx context.Context, r *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
@@ -65,9 +66,11 @@ func (st sandboxStatus) operation() string {
 
 // stopSandbox does the work of a stop; the caller holds the stopping or
 // removing flag. Every step is idempotent, so a stop that failed half way
-// is finished by the next one.
+// is finished by the next one. The pause goes down while CNI DEL runs:
+// the plugins work on the pinned netns, which the pause does not hold.
 func (s *Service) stopSandbox(ctx context.Context, sb *sandbox) error {
 	id := sb.Meta.ID
+	start := time.Now()
 	for _, c := range s.containersOf(id) {
 		if err := s.stopContainer(ctx, c, 0); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("stop container %s of pod sandbox: %w", c.Meta.ID, err)
@@ -75,27 +78,55 @@ func (s *Service) stopSandbox(ctx context.Context, sb *sandbox) error {
 		s.nriStopContainer(ctx, c)
 	}
 	s.nriStopPodSandbox(ctx, sb)
-	if t, err := s.tasks.Get(taskNamespace, id); err == nil {
-		if err := s.killAndDelete(ctx, t); err != nil {
-			return fmt.Errorf("stop pause task: %w", err)
-		}
+	containersDone := time.Now()
+	type result struct {
+		err  error
+		took time.Duration
 	}
-	if !sb.Status().NetworkDown {
-		if err := s.teardownPodNetwork(ctx, sb); err != nil {
-			return err
+	pause := make(chan result, 1)
+	go func() {
+		t0 := time.Now()
+		var err error
+		if t, gerr := s.tasks.Get(taskNamespace, id); gerr == nil {
+			if err = s.killAndDelete(ctx, t); err != nil {
+				err = fmt.Errorf("stop pause task: %w", err)
+			}
 		}
+		if err == nil {
+			err = network.RemoveNamespaces(s.netnsDir, id)
+		}
+		pause <- result{err, time.Since(t0)}
+	}()
+	var netErr error
+	if !sb.Status().NetworkDown {
+		netErr = s.teardownPodNetwork(ctx, sb)
+	}
+	netTook := time.Since(containersDone)
+	pr := <-pause
+	if err := errors.Join(pr.err, netErr); err != nil {
+		return err
 	}
 	if err := unmountShm(s.sandboxFile(id, sandboxShmDir)); err != nil {
 		return err
 	}
-	now := time.Now().UnixNano()
-	return sb.UpdateSync(ctx, func(st sandboxStatus) (sandboxStatus, error) {
-		if st.StoppedAt == 0 {
-			st.StoppedAt = now
+	persistStart := time.Now()
+	// A sandbox already stopped (a remove after a stop) has nothing new
+	// to persist: no second write of its record.
+	if st := sb.Status(); st.StoppedAt == 0 || !st.NetworkDown {
+		now := time.Now().UnixNano()
+		if err := sb.UpdateSync(ctx, func(st sandboxStatus) (sandboxStatus, error) {
+			if st.StoppedAt == 0 {
+				st.StoppedAt = now
+			}
+			st.NetworkDown = true
+			return st, nil
+		}); err != nil {
+			return err
 		}
-		st.NetworkDown = true
-		return st, nil
-	})
+	}
+	klog.FromContext(ctx).V(4).Info("Stopped the parts of a pod sandbox", "containers", containersDone.Sub(start),
+		"pause", pr.took, "network", netTook, "persist", time.Since(persistStart), "total", time.Since(start))
+	return nil
 }
 
 // teardownPodNetwork runs CNI DEL (from the cache, so it works for a

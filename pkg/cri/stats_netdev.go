@@ -2,6 +2,7 @@ package cri
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/network"
 )
 
 // netDev is one interface's counters from /proc/<pid>/net/dev.
@@ -44,6 +46,42 @@ func readNetDev(pid int) ([]netDev, error) {
 	}
 	defer f.Close()
 	return parseNetDev(f)
+}
+
+// readNetDevIn reads the interfaces of a pinned network namespace, from a
+// thread that has entered it: /proc/thread-self/net/dev is the thread's
+// namespace's (a pod without a pause has no process to read them through).
+func readNetDevIn(netnsPath string) ([]netDev, error) {
+	ns, err := network.LoadNetNS(netnsPath)
+	if err != nil {
+		return nil, err
+	}
+	var out []netDev
+	err = ns.Do(func() error {
+		data, err := os.ReadFile("/proc/thread-self/net/dev")
+		if err != nil {
+			return err
+		}
+		out, err = parseNetDev(bytes.NewReader(data))
+		return err
+	})
+	return out, err
+}
+
+// podNetDevs reads a pod's interfaces: through its pause, or its pinned
+// netns when it has none.
+func podNetDevs(sb *sandbox) ([]netDev, error) {
+	if sb.Meta.NoPause {
+		if sb.Meta.NetNSPath == "" {
+			return nil, fmt.Errorf("pod sandbox %s has no network namespace: %w", sb.Meta.ID, errdefs.ErrNotFound)
+		}
+		return readNetDevIn(sb.Meta.NetNSPath)
+	}
+	pid := sb.Status().Pid
+	if pid <= 0 {
+		return nil, fmt.Errorf("pod sandbox %s has no pause: %w", sb.Meta.ID, errdefs.ErrNotFound)
+	}
+	return readNetDev(pid)
 }
 
 // parseNetDev parses the net/dev format: two header lines, then

@@ -9,6 +9,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
@@ -63,14 +64,17 @@ func (s *Service) listSandboxStats(ctx context.Context, f *runtimeapi.PodSandbox
 // sets, one per pod) the parent is the pod's cgroup and is read as a
 // whole. Without one (crictl, critest) the pause and every container share
 // the runtime's default parent with other pods, so the pod's figures are
-// the sum of its pause's and its live containers' cgroups.
+// the sum of its pause's (if it has one) and its live containers' cgroups.
 func (s *Service) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.PodSandboxStats, error) {
 	if st := sb.Status(); st.State() != runtimeapi.PodSandboxState_SANDBOX_READY {
 		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", sb.Meta.ID, errdefs.ErrNotFound)
 	}
-	pause, err := s.taskCgroupSample(sb.Meta.ID)
-	if err != nil {
-		return nil, err
+	pause := cgroupSample{at: time.Now()}
+	if !sb.Meta.NoPause {
+		var err error
+		if pause, err = s.taskCgroupSample(sb.Meta.ID); err != nil {
+			return nil, err
+		}
 	}
 	var containers []*runtimeapi.ContainerStats
 	for _, c := range s.containersOf(sb.Meta.ID) {
@@ -95,7 +99,7 @@ func (s *Service) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.Po
 	}
 	s.fillUsage(sb.Meta.ID, pod, &linux.Cpu, &linux.Memory)
 	if !hostNetwork(cfg) {
-		linux.Network = podNetwork(sb.Status().Pid)
+		linux.Network = podNetwork(sb)
 	}
 	return &runtimeapi.PodSandboxStats{
 		Attributes: &runtimeapi.PodSandboxAttributes{Id: sb.Meta.ID, Metadata: cfg.GetMetadata(), Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations()},
@@ -106,12 +110,8 @@ func (s *Service) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.Po
 // podCgroupSample is the reading of the whole pod: its cgroup parent, or
 // the sum of the pause's and the live containers' cgroups.
 func (s *Service) podCgroupSample(sb *sandbox, pause cgroupSample) (cgroupSample, error) {
-	if sb.Meta.config.GetLinux().GetCgroupParent() != "" {
-		t, err := s.tasks.Get(taskNamespace, sb.Meta.ID)
-		if err != nil {
-			return cgroupSample{}, err
-		}
-		p, err := s.taskCgroupPath(t)
+	if parent := sb.Meta.config.GetLinux().GetCgroupParent(); parent != "" {
+		p, err := s.podTaskCgroup(sb, parent)
 		if err != nil {
 			return cgroupSample{}, err
 		}
@@ -134,6 +134,24 @@ func (s *Service) podCgroupSample(sb *sandbox, pause cgroupSample) (cgroupSample
 	return sum, nil
 }
 
+// podTaskCgroup is the cgroup of the pod's pause, or for a pod without
+// one, the cgroup a task named after the pod would get: either way a
+// child of the pod's cgroup.
+func (s *Service) podTaskCgroup(sb *sandbox, parent string) (string, error) {
+	if sb.Meta.NoPause {
+		cp, err := spec.PodCgroupsPath(s.cfg.Containers, parent, sb.Meta.ID)
+		if err != nil {
+			return "", err
+		}
+		return cgroupFSPath(cp)
+	}
+	t, err := s.tasks.Get(taskNamespace, sb.Meta.ID)
+	if err != nil {
+		return "", err
+	}
+	return s.taskCgroupPath(t)
+}
+
 // podMemoryLimit is the pod's memory limit as UpdatePodSandboxResources
 // last reported it (resources plus overhead); 0 when unknown.
 func (s *Service) podMemoryLimit(sb *sandbox) uint64 {
@@ -145,13 +163,10 @@ func (s *Service) podMemoryLimit(sb *sandbox) uint64 {
 	return uint64(limit + max(over.GetMemoryLimitInBytes(), 0))
 }
 
-// podNetwork reads the pod's interfaces through its pause process's
-// network namespace; nil if they cannot be read (the pause just exited).
-func podNetwork(pausePid int) *runtimeapi.NetworkUsage {
-	if pausePid <= 0 {
-		return nil
-	}
-	ifaces, err := readNetDev(pausePid)
+// podNetwork reads the pod's interfaces through its pause process, or its
+// pinned netns; nil if they cannot be read (the pause just exited).
+func podNetwork(sb *sandbox) *runtimeapi.NetworkUsage {
+	ifaces, err := podNetDevs(sb)
 	if err != nil {
 		return nil
 	}

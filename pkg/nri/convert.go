@@ -19,8 +19,11 @@ type PodSandbox struct {
 	RuntimeHandler string
 	CgroupParent   string
 	NetNSPath      string
-	Pid            uint32
-	IPs            []string
+	// IPCNSPath and UTSNSPath are the pinned namespaces of a pod without
+	// a pause process (Pid 0); "" otherwise.
+	IPCNSPath, UTSNSPath string
+	Pid                  uint32
+	IPs                  []string
 }
 
 // ContainerState is a container's state as plugins see it.
@@ -70,8 +73,10 @@ func toAPIPod(p *PodSandbox) *api.PodSandbox {
 		Ips:            api.DupStringSlice(p.IPs),
 		Linux:          &api.LinuxPodSandbox{CgroupParent: p.CgroupParent},
 	}
-	if p.NetNSPath != "" {
-		pod.Linux.Namespaces = []*api.LinuxNamespace{{Type: "network", Path: p.NetNSPath}}
+	for _, ns := range []struct{ t, p string }{{"network", p.NetNSPath}, {"ipc", p.IPCNSPath}, {"uts", p.UTSNSPath}} {
+		if ns.p != "" {
+			pod.Linux.Namespaces = append(pod.Linux.Namespaces, &api.LinuxNamespace{Type: ns.t, Path: ns.p})
+		}
 	}
 	return pod
 }

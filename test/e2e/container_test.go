@@ -143,6 +143,24 @@ func sh(script string) *runtimeapi.ContainerConfig {
 	return &runtimeapi.ContainerConfig{Command: []string{"sh", "-c", script}}
 }
 
+// noPause makes a pod as the kubelet sends one without
+// shareProcessNamespace: PID mode CONTAINER, so the daemon runs no pause
+// for it and pins its namespaces instead.
+func noPause(cfg *runtimeapi.PodSandboxConfig) {
+	cfg.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER},
+	}
+}
+
+// ownPID gives a container its own PID namespace, as the kubelet does in
+// a noPause pod.
+func ownPID(c *runtimeapi.ContainerConfig) *runtimeapi.ContainerConfig {
+	c.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+		NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER},
+	}}
+	return c
+}
+
 func TestContainerExitReasons(t *testing.T) {
 	pullImage(t, e2eBusybox)
 	p := runPod(t, "exits")

@@ -131,15 +131,21 @@ func TestDaemonRestartWithLivePods(t *testing.T) {
 	checkLeaksAfter(t, &ids)
 	counters := map[string]bool{}
 	for i := range pods {
-		p := runPod(t, fmt.Sprintf("live-%d", i))
+		// Every third pod has no pause: its pinned namespaces must keep
+		// it READY across the restart.
+		mut, ctr := func(*runtimeapi.PodSandboxConfig) {}, func(c *runtimeapi.ContainerConfig) *runtimeapi.ContainerConfig { return c }
+		if i%3 == 1 {
+			mut, ctr = noPause, ownPID
+		}
+		p := runPod(t, fmt.Sprintf("live-%d", i), mut)
 		ids = append(ids, p.id)
-		ids = append(ids, p.container(t, "sleeper", sh("sleep 100000"), true))
+		ids = append(ids, p.container(t, "sleeper", ctr(sh("sleep 100000")), true))
 		if i%2 == 0 {
-			id := p.container(t, "counter", sh(counterScript), true)
+			id := p.container(t, "counter", ctr(sh(counterScript)), true)
 			counters[id] = true
 			ids = append(ids, id)
 		} else {
-			ids = append(ids, p.container(t, "sleeper2", sh("sleep 100001"), true))
+			ids = append(ids, p.container(t, "sleeper2", ctr(sh("sleep 100001")), true))
 		}
 	}
 	pids := map[string]int{}
@@ -374,28 +380,35 @@ func TestKillDaemonDuringCreates(t *testing.T) {
 	}
 }
 
+// TestRebootLikeStart: a pod with a pause and one without (whose pinned
+// namespaces a reboot takes with the state dir) are both NOTREADY after a
+// reboot, their containers EXITED, and both remove cleanly.
 func TestRebootLikeStart(t *testing.T) {
 	pullImage(t, e2eBusybox)
 	ctx := context.Background()
 	p := runPod(t, "reboot")
 	c := p.container(t, "survivor", sh("sleep 100000"), true)
+	q := runPod(t, "reboot-nopause", noPause)
+	d := q.container(t, "survivor", ownPID(sh("sleep 100000")), true)
 	rememberNet()
 	rebootDaemon(t)
-	ps, err := env.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: p.id})
-	if err != nil || ps.GetStatus().GetState() != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
-		t.Fatalf("pod after a reboot: %v %v, want NOTREADY", ps.GetStatus().GetState(), err)
-	}
-	if st := containerStatus(t, c); st.GetState() != runtimeapi.ContainerState_CONTAINER_EXITED {
-		t.Fatalf("container after a reboot: %v, want EXITED", st.GetState())
-	}
-	if _, err := env.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.id}); err != nil {
-		t.Fatal(err)
-	}
-	if l := leaks(p.id, c); len(l) > 0 {
-		t.Fatalf("leaks: %v", l)
-	}
-	if _, err := os.Stat(filepath.Join(env.root, "containers", c)); !os.IsNotExist(err) {
-		t.Fatalf("the container's layer dir survived its removal: %v", err)
+	for _, pc := range []struct{ pod, ctr string }{{p.id, c}, {q.id, d}} {
+		ps, err := env.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pc.pod})
+		if err != nil || ps.GetStatus().GetState() != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
+			t.Fatalf("pod %s after a reboot: %v %v, want NOTREADY", pc.pod, ps.GetStatus().GetState(), err)
+		}
+		if st := containerStatus(t, pc.ctr); st.GetState() != runtimeapi.ContainerState_CONTAINER_EXITED {
+			t.Fatalf("container %s after a reboot: %v, want EXITED", pc.ctr, st.GetState())
+		}
+		if _, err := env.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pc.pod}); err != nil {
+			t.Fatal(err)
+		}
+		if l := leaks(pc.pod, pc.ctr); len(l) > 0 {
+			t.Fatalf("leaks: %v", l)
+		}
+		if _, err := os.Stat(filepath.Join(env.root, "containers", pc.ctr)); !os.IsNotExist(err) {
+			t.Fatalf("the container's layer dir survived its removal: %v", err)
+		}
 	}
 }
 

@@ -176,6 +176,13 @@ func (c Config) cgroupParent(parent string) string {
 	return "/cri-runtime"
 }
 
+// PodCgroupsPath is the cgroupsPath a task of the pod with id and cgroup
+// parent gets (containers use their own id); the pod's cgroup is its
+// parent directory.
+func PodCgroupsPath(cfg Config, parent, id string) (string, error) {
+	return cgroupsPath(cfg.CgroupDriver, cfg.cgroupParent(parent), id)
+}
+
 // cgroupsPath forms runc's cgroupsPath the way containerd and CRI-O do:
 // "<parent>/<id>" for cgroupfs (parent absolute, as the kubelet passes it),
 // "<last slice of parent>:cri-runtime:<id>" for systemd.

@@ -29,58 +29,93 @@ func removeNamespace(s *specs.Spec, t specs.LinuxNamespaceType) {
 
 // WithContainerNamespaces puts a container into its pod's namespaces:
 // network (the pinned netns, else the pause's; none with host network),
-// IPC and UTS (the pause's, or the host's), PID per the container's
-// NamespaceOption (POD → the pause's, CONTAINER → new, NODE → host,
-// TARGET → the target's, targetPID), a new mount namespace, and the pod's
-// user namespace when userns_options says POD.
+// IPC and UTS (the pinned ones, else the pause's, or the host's), PID per
+// the container's NamespaceOption (POD → the pause's, CONTAINER → new,
+// NODE → host, TARGET → the target's, targetPID), a new mount namespace,
+// and the pod's user namespace when userns_options says POD. A pod without
+// a pause (NeedsPause false) has every namespace but PID and user pinned.
 func WithContainerNamespaces(opt *runtimeapi.NamespaceOption, sb SandboxInfo, targetPID int) SpecOpt {
 	return func(s *specs.Spec) error {
 		const field = "container.linux.security_context.namespace_options"
 		podNS := sb.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
 		hostNet := podNS.GetNetwork() == runtimeapi.NamespaceMode_NODE
 		hostIPC := podNS.GetIpc() == runtimeapi.NamespaceMode_NODE
-		needPause := !hostNet || !hostIPC || // UTS, IPC (and the net fallback) come from the pause
-
-			opt.GetPid() == runtimeapi.NamespaceMode_POD && podNS.GetPid() != runtimeapi.NamespaceMode_NODE ||
-			opt.GetUsernsOptions() != nil && opt.GetUsernsOptions().GetMode() == runtimeapi.NamespaceMode_POD
-		if needPause && sb.Pid <= 0 {
-			return fmt.Errorf("sandbox %s has no running pause process: %w", sb.ID, errdefs.ErrFailedPrecondition)
+		// pause is the pause's namespace of a type, which needs a pause.
+		pause := func(ns string) (string, error) {
+			if sb.Pid <= 0 {
+				return "", fmt.Errorf("sandbox %s has no running pause process to share its %s namespace: %w", sb.ID, ns, errdefs.ErrFailedPrecondition)
+			}
+			return nsPath(sb.Pid, ns), nil
 		}
-		setNamespace(s, specs.MountNamespace, "")
-		switch {
-		case hostNet:
-			removeNamespace(s, specs.NetworkNamespace)
-			removeNamespace(s, specs.UTSNamespace)
-		case sb.NetNSPath != "":
-			if err := checkPath("sandbox netns path", sb.NetNSPath); err != nil {
+		// join sets a namespace to its pinned file, else the pause's.
+		join := func(t specs.LinuxNamespaceType, pinned, ns string) error {
+			if pinned != "" {
+				if err := checkPath("sandbox "+ns+" namespace path", pinned); err != nil {
+					return err
+				}
+				setNamespace(s, t, pinned)
+				return nil
+			}
+			p, err := pause(ns)
+			if err != nil {
 				return err
 			}
-			setNamespace(s, specs.NetworkNamespace, sb.NetNSPath)
-		default:
-			setNamespace(s, specs.NetworkNamespace, nsPath(sb.Pid, "net"))
+			setNamespace(s, t, p)
+			return nil
 		}
-		if !hostNet {
-			setNamespace(s, specs.UTSNamespace, nsPath(sb.Pid, "uts"))
+		setNamespace(s, specs.MountNamespace, "")
+		if hostNet {
+			removeNamespace(s, specs.NetworkNamespace)
+			removeNamespace(s, specs.UTSNamespace)
+		} else {
+			if err := join(specs.NetworkNamespace, sb.NetNSPath, "net"); err != nil {
+				return err
+			}
+			if err := join(specs.UTSNamespace, sb.UTSNSPath, "uts"); err != nil {
+				return err
+			}
 		}
 		if hostIPC {
 			removeNamespace(s, specs.IPCNamespace)
-		} else {
-			setNamespace(s, specs.IPCNamespace, nsPath(sb.Pid, "ipc"))
-		}
-		if err := containerPIDNamespace(s, field, opt, podNS, sb.Pid, targetPID); err != nil {
+		} else if err := join(specs.IPCNamespace, sb.IPCNSPath, "ipc"); err != nil {
 			return err
+		}
+		if err := containerPIDNamespace(s, field, opt, podNS, sb, targetPID); err != nil {
+			return err
+		}
+		if u := opt.GetUsernsOptions(); u != nil && u.GetMode() == runtimeapi.NamespaceMode_POD {
+			if _, err := pause("user"); err != nil {
+				return err
+			}
 		}
 		return withUserNamespace(s, field, opt.GetUsernsOptions(), sb.Pid)
 	}
 }
 
-func containerPIDNamespace(s *specs.Spec, field string, opt, podNS *runtimeapi.NamespaceOption, pausePID, targetPID int) error {
+// NeedsPause reports whether a pod needs a pause process: when its
+// containers share a PID namespace (the pause is its init) or a user
+// namespace (made with the mappings by runc for the pause). Every other
+// namespace of a pod can be pinned as a file instead.
+func NeedsPause(cfg *runtimeapi.PodSandboxConfig) bool {
+	opt := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if opt.GetPid() == runtimeapi.NamespaceMode_POD {
+		return true
+	}
+	u := opt.GetUsernsOptions()
+	return u != nil && u.GetMode() == runtimeapi.NamespaceMode_POD
+}
+
+func containerPIDNamespace(s *specs.Spec, field string, opt, podNS *runtimeapi.NamespaceOption, sb SandboxInfo, targetPID int) error {
 	switch opt.GetPid() {
 	case runtimeapi.NamespaceMode_POD:
-		if podNS.GetPid() == runtimeapi.NamespaceMode_NODE {
+		switch {
+		case podNS.GetPid() == runtimeapi.NamespaceMode_NODE:
 			removeNamespace(s, specs.PIDNamespace)
-		} else {
-			setNamespace(s, specs.PIDNamespace, nsPath(pausePID, "pid"))
+		case sb.Pid <= 0:
+			return fmt.Errorf("%s.pid POD: sandbox %s has no pause process, whose PID namespace is the pod's (the sandbox's pid mode is %s; want POD): %w",
+				field, sb.ID, podNS.GetPid(), errdefs.ErrFailedPrecondition)
+		default:
+			setNamespace(s, specs.PIDNamespace, nsPath(sb.Pid, "pid"))
 		}
 	case runtimeapi.NamespaceMode_CONTAINER:
 		setNamespace(s, specs.PIDNamespace, "")

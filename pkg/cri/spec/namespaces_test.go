@@ -2,6 +2,7 @@ package spec
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -72,11 +73,24 @@ func TestWithContainerNamespaces(t *testing.T) {
 			"mount": "new", "network": "/n", "uts": "/proc/42/ns/uts", "ipc": "/proc/42/ns/ipc", "pid": "/proc/42/ns/pid"}, nil},
 		{"userns pod without mappings", nil, &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{}}, 42, "/n", 0, nil, errInvalid},
 		{"userns container mode", nil, &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{Mode: ctr}}, 42, "/n", 0, nil, errInvalid},
+		{"no pause: pinned", &runtimeapi.NamespaceOption{Pid: ctr}, &runtimeapi.NamespaceOption{Pid: ctr}, 0, "/n", 0, map[specs.LinuxNamespaceType]string{
+			"mount": "new", "network": "/n", "uts": "/run/ns/p/uts", "ipc": "/run/ns/p/ipc", "pid": "new"}, nil},
+		{"no pause: host pid", &runtimeapi.NamespaceOption{Pid: node}, &runtimeapi.NamespaceOption{Pid: node}, 0, "/n", 0, map[specs.LinuxNamespaceType]string{
+			"mount": "new", "network": "/n", "uts": "/run/ns/p/uts", "ipc": "/run/ns/p/ipc"}, nil},
+		{"no pause: host net", &runtimeapi.NamespaceOption{Pid: ctr, Network: node}, &runtimeapi.NamespaceOption{Pid: ctr, Network: node}, 0, "", 0, map[specs.LinuxNamespaceType]string{
+			"mount": "new", "ipc": "/run/ns/p/ipc", "pid": "new"}, nil},
+		{"no pause: target", &runtimeapi.NamespaceOption{Pid: ctr}, &runtimeapi.NamespaceOption{Pid: tgt, TargetId: "other"}, 0, "/n", 77, map[specs.LinuxNamespaceType]string{
+			"mount": "new", "network": "/n", "uts": "/run/ns/p/uts", "ipc": "/run/ns/p/ipc", "pid": "/proc/77/ns/pid"}, nil},
+		{"no pause: pod pid asked", &runtimeapi.NamespaceOption{Pid: ctr}, nil, 0, "/n", 0, nil, errdefs.ErrFailedPrecondition},
+		{"no pause: pod userns asked", &runtimeapi.NamespaceOption{Pid: ctr}, &runtimeapi.NamespaceOption{Pid: ctr, UsernsOptions: userns}, 0, "/n", 0, nil, errdefs.ErrFailedPrecondition},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sb := podSandbox(tc.podNS)
 			sb.Pid, sb.NetNSPath = tc.sbPid, tc.netns
+			if strings.HasPrefix(tc.name, "no pause") { // IPC and UTS are pinned files
+				sb.IPCNSPath, sb.UTSNSPath = "/run/ns/p/ipc", "/run/ns/p/uts"
+			}
 			s, err := apply(t, WithContainerNamespaces(tc.opt, sb, tc.targetPID))
 			if !checkErr(t, err, tc.wantErr) {
 				return
@@ -94,6 +108,35 @@ func TestWithContainerNamespaces(t *testing.T) {
 				t.Errorf("uid mappings = %+v", s.Linux.UIDMappings)
 			}
 		})
+	}
+}
+
+func TestWithContainerNamespacesRelativePin(t *testing.T) {
+	sb := podSandbox(&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER})
+	sb.Pid, sb.IPCNSPath, sb.UTSNSPath = 0, "ns/ipc", "/run/ns/p/uts"
+	_, err := apply(t, WithContainerNamespaces(&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}, sb, 0))
+	checkErr(t, err, errInvalid)
+}
+
+func TestNeedsPause(t *testing.T) {
+	userns := &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD}
+	for _, tc := range []struct {
+		name string
+		ns   *runtimeapi.NamespaceOption
+		want bool
+	}{
+		{"CRI default: pod pid", nil, true},
+		{"pod pid", &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD}, true},
+		{"container pid (the kubelet's default)", &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}, false},
+		{"host pid", &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE}, false},
+		{"host everything", &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE, Network: runtimeapi.NamespaceMode_NODE, Ipc: runtimeapi.NamespaceMode_NODE}, false},
+		{"user namespace", &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER, UsernsOptions: userns}, true},
+		{"host user namespace", &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER, UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE}}, false},
+	} {
+		cfg := &runtimeapi.PodSandboxConfig{Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: tc.ns}}}
+		if got := NeedsPause(cfg); got != tc.want {
+			t.Errorf("%s: NeedsPause = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

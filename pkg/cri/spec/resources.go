@@ -207,48 +207,61 @@ func sysctlNamespace(key string) string {
 // must belong to a namespace the pod owns.
 func WithSysctls(sysctls map[string]string, opt *runtimeapi.NamespaceOption) SpecOpt {
 	return func(s *specs.Spec) error {
-		if len(sysctls) == 0 {
-			return nil
+		m, err := Sysctls(sysctls, opt)
+		if err != nil || len(m) == 0 {
+			return err
 		}
-		keys := make([]string, 0, len(sysctls))
-		for k := range sysctls {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		ensureLinux(s)
-		s.Linux.Sysctl = make(map[string]string, len(sysctls))
-		for _, k := range keys {
-			v := sysctls[k]
-			field := fmt.Sprintf("sandbox.linux.sysctls[%q]", k)
-			if !sysctlKeyRe.MatchString(k) || strings.ContainsAny(v, "\x00\n") {
-				return fmt.Errorf("%s is malformed: %w", field, errdefs.ErrInvalidArgument)
-			}
-			key := k
-			if i := strings.IndexAny(k, "./"); k[i] == '/' {
-				// The slash form swaps the roles of "/" and "." (an
-				// interface name like eno2.100 keeps its dot).
-				key = strings.Map(func(r rune) rune {
-					switch r {
-					case '/':
-						return '.'
-					case '.':
-						return '/'
-					}
-					return r
-				}, k)
-			}
-			ns := sysctlNamespace(key)
-			hostNet := opt.GetNetwork() == runtimeapi.NamespaceMode_NODE
-			switch {
-			case ns == "":
-				return fmt.Errorf("%s is not namespaced: %w", field, errdefs.ErrInvalidArgument)
-			case (ns == "network" || ns == "uts") && hostNet:
-				return fmt.Errorf("%s needs the pod's own network namespace: %w", field, errdefs.ErrInvalidArgument)
-			case ns == "ipc" && opt.GetIpc() == runtimeapi.NamespaceMode_NODE:
-				return fmt.Errorf("%s needs the pod's own IPC namespace: %w", field, errdefs.ErrInvalidArgument)
-			}
-			s.Linux.Sysctl[key] = v
-		}
+		s.Linux.Sysctl = m
 		return nil
 	}
+}
+
+// Sysctls checks a pod's sysctls and returns them with dotted keys ("/"
+// standing for a "." inside a component, as runc takes them); each must
+// belong to a namespace the pod owns. A pod without a pause has them
+// written into its pinned namespaces instead of the pause's spec.
+func Sysctls(sysctls map[string]string, opt *runtimeapi.NamespaceOption) (map[string]string, error) {
+	if len(sysctls) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, 0, len(sysctls))
+	for k := range sysctls {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make(map[string]string, len(sysctls))
+	for _, k := range keys {
+		v := sysctls[k]
+		field := fmt.Sprintf("sandbox.linux.sysctls[%q]", k)
+		if !sysctlKeyRe.MatchString(k) || strings.ContainsAny(v, "\x00\n") {
+			return nil, fmt.Errorf("%s is malformed: %w", field, errdefs.ErrInvalidArgument)
+		}
+		key := k
+		if i := strings.IndexAny(k, "./"); k[i] == '/' {
+			// The slash form swaps the roles of "/" and "." (an
+			// interface name like eno2.100 keeps its dot).
+			key = strings.Map(func(r rune) rune {
+				switch r {
+				case '/':
+					return '.'
+				case '.':
+					return '/'
+				}
+				return r
+			}, k)
+		}
+		ns := sysctlNamespace(key)
+		hostNet := opt.GetNetwork() == runtimeapi.NamespaceMode_NODE
+		switch {
+		case ns == "":
+			return nil, fmt.Errorf("%s is not namespaced: %w", field, errdefs.ErrInvalidArgument)
+		case (ns == "network" || ns == "uts") && hostNet:
+			return nil, fmt.Errorf("%s needs the pod's own network namespace: %w", field, errdefs.ErrInvalidArgument)
+		case ns == "ipc" && opt.GetIpc() == runtimeapi.NamespaceMode_NODE:
+			return nil, fmt.Errorf("%s needs the pod's own IPC namespace: %w", field, errdefs.ErrInvalidArgument)
+		}
+		out[key] = v
+	}
+	return out, nil
 }

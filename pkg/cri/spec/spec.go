@@ -59,6 +59,9 @@ type SandboxInfo struct {
 	// NetNSPath is the pinned network namespace ("" with host network,
 	// or to join the pause's).
 	NetNSPath string
+	// IPCNSPath and UTSNSPath are the pinned IPC and UTS namespaces of a
+	// pod without a pause; "" to join the pause's (or with the host's).
+	IPCNSPath, UTSNSPath string
 	// Files the sandbox prepared on the host; "" means none.
 	ResolvConfPath, HostsPath, HostnamePath string
 	// ShmPath is the pod's shared /dev/shm (or "/dev/shm" for host IPC);

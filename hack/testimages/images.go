@@ -1,7 +1,11 @@
 package main
 
 import (
+	"debug/elf"
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -19,6 +23,9 @@ type inputs struct {
 	busyboxRoot   string // Debian's busybox .deb, extracted
 	busyboxStatic string // Debian's busybox-static binary
 	helpers       string // static C helpers
+	busybox       string // busybox built from source, every applet (install-test-tools.sh)
+	agnhost       string // agnhost built from the Kubernetes source (install-kube.sh)
+	kubeSrc       string // the k8s.io/kubernetes module source (agnhost's porter certs)
 }
 
 func (in inputs) helper(n string) string { return filepath.Join(in.helpers, n) }
@@ -81,6 +88,9 @@ func dynamicBusybox(in inputs) (*layer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(libs) == 0 {
+		return nil, fmt.Errorf("%s is not a dynamic program", bb)
+	}
 	for _, lib := range libs {
 		if err := l.copyFile(lib, 0o755, lib); err != nil {
 			return nil, err
@@ -129,25 +139,78 @@ func appletList(bb string) ([]string, error) {
 	return applets, nil
 }
 
-// sharedLibs lists the absolute paths of the libraries (and the dynamic
-// loader) that ldd resolves for bin.
+// libDirs are where the host's loader finds libraries without ld.so.cache
+// (Debian's multiarch and default directories), in its order.
+var libDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
+
+// sharedLibs lists the absolute paths of the dynamic loader and every
+// library bin needs, transitively (DT_NEEDED, found in libDirs), as ldd
+// would resolve them on this host but without running a program per
+// file. Nil for a static program or a file that is not ELF (a script).
 func sharedLibs(bin string) ([]string, error) {
-	out, err := exec.Command("ldd", bin).Output()
+	f, err := elf.Open(bin)
 	if err != nil {
-		return nil, fmt.Errorf("ldd %s: %w", bin, err)
+		var fe *elf.FormatError
+		if errors.As(err, &fe) {
+			return nil, nil // not ELF: a script
+		}
+		return nil, err
 	}
-	var libs []string
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
-			libs = append(libs, f[2])
-		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
-			libs = append(libs, f[0]) // the loader: /lib64/ld-linux-x86-64.so.2
+	defer f.Close()
+	var interp string
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b, err := io.ReadAll(p.Open())
+			if err != nil {
+				return nil, fmt.Errorf("%s: interpreter: %w", bin, err)
+			}
+			interp = strings.TrimRight(string(b), "\x00")
 		}
 	}
-	if len(libs) == 0 {
-		return nil, fmt.Errorf("ldd %s: no library found", bin)
+	if interp == "" {
+		return nil, nil // static
+	}
+	libs := []string{interp}
+	seen := map[string]bool{}
+	var walk func(*elf.File, string) error
+	walk = func(ef *elf.File, who string) error {
+		needed, err := ef.ImportedLibraries()
+		if err != nil {
+			return fmt.Errorf("%s: %w", who, err)
+		}
+		for _, n := range needed {
+			if seen[n] {
+				continue
+			}
+			seen[n] = true
+			found := ""
+			for _, d := range libDirs {
+				if _, err := os.Stat(filepath.Join(d, n)); err == nil {
+					found = filepath.Join(d, n)
+					break
+				}
+			}
+			if found == "" {
+				return fmt.Errorf("%s needs %s, which is in none of %v", who, n, libDirs)
+			}
+			if found == interp || filepath.Base(found) == filepath.Base(interp) {
+				continue // the loader, already listed
+			}
+			libs = append(libs, found)
+			lf, err := elf.Open(found)
+			if err != nil {
+				return err
+			}
+			err = walk(lf, found)
+			lf.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(f, bin); err != nil {
+		return nil, err
 	}
 	return libs, nil
 }
@@ -166,6 +229,31 @@ type spec struct {
 // layerSet holds the layers the images share.
 type layerSet struct {
 	bb, sbb, pause, nginx, httpd, nnp, predefined *layer
+	// the node e2e images (node.go)
+	bbUp, alpine, debian, agnhost, nginxAlpine, nnpAlpine, ipcUtils *layer
+
+	built map[*layer]v1.Layer
+}
+
+// image builds a spec's layers (each once, shared between images) and
+// assembles it.
+func (ls *layerSet) image(sp spec) (remote.Taggable, error) {
+	if ls.built == nil {
+		ls.built = map[*layer]v1.Layer{}
+	}
+	var layers []v1.Layer
+	for _, l := range append([]*layer{sp.base}, sp.layers...) {
+		b, ok := ls.built[l]
+		if !ok {
+			var err error
+			if b, err = l.build(); err != nil {
+				return nil, err
+			}
+			ls.built[l] = b
+		}
+		layers = append(layers, b)
+	}
+	return assemble(sp, layers)
 }
 
 func buildLayers(in inputs) (*layerSet, error) {
@@ -204,12 +292,54 @@ func buildLayers(in inputs) (*layerSet, error) {
 	ls.predefined.file("etc/passwd", 0o644, []byte(passwd+"default-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh\n"))
 	ls.predefined.file("etc/group", 0o644, []byte(group+"default-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n"))
 	ls.predefined.dir("home/default-user", 0o755)
+
+	if ls.bbUp, err = busyboxUpstream(in); err != nil {
+		return nil, fmt.Errorf("busybox %s layer: %w", in.busybox, err)
+	}
+	if ls.alpine, err = alpineBase(in); err != nil {
+		return nil, fmt.Errorf("alpine stand-in layer: %w", err)
+	}
+	if ls.debian, err = debianBase(); err != nil {
+		return nil, fmt.Errorf("debian stand-in layer: %w", err)
+	}
+	// agnhost's fake registry serves pause:3.10.2 as pause:testing.
+	pauseIdx, err := ls.image(pauseSpec(&ls, "pause:3.10.2"))
+	if err != nil {
+		return nil, err
+	}
+	if ls.agnhost, err = agnhostLayer(in, map[string]v1.ImageIndex{"pause:testing": pauseIdx.(v1.ImageIndex)}); err != nil {
+		return nil, err
+	}
+	if ls.nginxAlpine, err = nginxLayer(in); err != nil {
+		return nil, err
+	}
+	if ls.nnpAlpine, err = one(func(l *layer) error { return l.copyFile("usr/local/bin/nnp", 0o4755, in.helper("nonewprivs")) }); err != nil {
+		return nil, err
+	}
+	// ipc-utils: alpine + util-linux (apk add util-linux), for ipcs -m.
+	if ls.ipcUtils, err = one(func(l *layer) error {
+		for _, p := range []string{"ipcs", "ipcmk", "ipcrm"} {
+			if err := l.hostProgram("usr/bin/"+p, "/usr/bin/"+p, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
 	return &ls, nil
+}
+
+// pauseSpec is the pause image (upstream: scratch + /pause, USER
+// 65535:65535) under one reference.
+func pauseSpec(ls *layerSet, ref string) spec {
+	return spec{refs: []string{ref}, base: ls.pause, index: true,
+		config: v1.Config{Entrypoint: []string{"/pause"}, User: "65535:65535", Env: []string{defaultPath}}}
 }
 
 // specs lists the images; with an empty layerSet it serves for the names.
 func specs(ls *layerSet) []spec {
-	bb, sbb, pause, nginx, httpd, nnp, predefined := ls.bb, ls.sbb, ls.pause, ls.nginx, ls.httpd, ls.nnp, ls.predefined
+	bb, sbb, nginx, httpd, nnp, predefined := ls.bb, ls.sbb, ls.nginx, ls.httpd, ls.nnp, ls.predefined
 	marker := func(n string) *layer {
 		l := newLayer()
 		l.file(n, 0o644, []byte(n+"\n"))
@@ -246,13 +376,13 @@ func specs(ls *layerSet) []spec {
 			}},
 		{refs: []string{"e2e-test-images/nonewprivs:1.3"}, base: bb, layers: []*layer{nnp}, index: true,
 			config: v1.Config{Entrypoint: []string{"/usr/local/bin/nnp"}, Env: []string{defaultPath}}},
-		{refs: []string{"pause:3.9"}, base: pause, index: true,
-			config: v1.Config{Entrypoint: []string{"/pause"}, User: "65535:65535", Env: []string{defaultPath}}},
+		pauseSpec(ls, "pause:3.9"),
 		{refs: []string{"library/busybox:latest"}, base: sbb, index: true,
 			config: v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}}},
 		{refs: []string{"k8s-staging-cri-tools/test-image-predefined-group:latest"}, base: bb, layers: []*layer{predefined},
 			config: v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}, User: "1000"}},
 	}
+	out = append(out, nodeSpecs(ls)...)
 	for _, u := range []struct{ repo, user string }{
 		{"test-image-user-uid", "1002"},
 		{"test-image-user-username", "www-data"},
@@ -287,6 +417,54 @@ func specs(ls *layerSet) []spec {
 	return out
 }
 
+// nodeSpecs are the images of the node e2e suite (node.go).
+func nodeSpecs(ls *layerSet) []spec {
+	nginx := func(version string) spec {
+		return spec{refs: []string{"e2e-test-images/nginx:" + version + "-2"}, base: ls.alpine, layers: []*layer{ls.nginxAlpine}, index: true,
+			config: v1.Config{
+				Entrypoint: []string{"/docker-entrypoint.sh"},
+				Cmd:        []string{"nginx", "-g", "daemon off;"},
+				Env: []string{defaultPath, "NGINX_VERSION=" + version,
+					"WEB_NAME=nginx", "WEB_PORT=80", "WEB_PIDFILE=/var/run/nginx.pid", "WEB_TITLE=nginx: master process nginx -g daemon off;"},
+				ExposedPorts: map[string]struct{}{"80/tcp": {}},
+				StopSignal:   "SIGQUIT",
+			}}
+	}
+	agnhost := func(version string) spec {
+		ports := map[string]struct{}{}
+		for _, p := range []string{"80", "8080", "8081", "9376", "5000"} {
+			ports[p+"/tcp"] = struct{}{}
+		}
+		return spec{refs: []string{"e2e-test-images/agnhost:" + version}, base: ls.alpine, layers: []*layer{ls.agnhost}, index: true,
+			config: v1.Config{
+				Entrypoint:   []string{"/agnhost"},
+				Cmd:          []string{"pause"},
+				Env:          []string{defaultPath},
+				ExposedPorts: ports,
+				// Same files in both tags; the label keeps the image IDs
+				// apart, as upstream's two versions are.
+				Labels: map[string]string{"org.opencontainers.image.version": version},
+			}}
+	}
+	return []spec{
+		{refs: []string{"e2e-test-images/busybox:1.37.0-2"}, base: ls.bbUp, index: true,
+			config: v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}}},
+		agnhost("2.66.1"),
+		agnhost("2.55"),
+		nginx("1.27.0"),
+		nginx("1.28.0"),
+		{refs: []string{"e2e-test-images/nonewprivs:1.4"}, base: ls.alpine, layers: []*layer{ls.nnpAlpine}, index: true,
+			config: v1.Config{Cmd: []string{"nnp"}, Env: []string{defaultPath}}},
+		pauseSpec(ls, "pause:3.10.2"),
+		{refs: []string{"e2e-test-images/nonroot:1.5"}, base: ls.debian, index: true,
+			config: v1.Config{Cmd: []string{"/bin/sh"}, Env: []string{defaultPath}, User: "1234"}},
+		{refs: []string{"e2e-test-images/glibc-dns-testing:2.1.1"}, base: ls.debian, index: true,
+			config: v1.Config{Cmd: []string{"bash"}, Env: []string{defaultPath}}},
+		{refs: []string{"e2e-test-images/ipc-utils:1.4"}, base: ls.alpine, layers: []*layer{ls.ipcUtils}, index: true,
+			config: v1.Config{Cmd: []string{"/bin/sh"}, Env: []string{defaultPath}}},
+	}
+}
+
 // imageRefs lists every reference pushed, relative to the registry.
 func imageRefs() []string {
 	var refs []string
@@ -303,30 +481,9 @@ func buildAll(in inputs) (map[string]remote.Taggable, error) {
 	if err != nil {
 		return nil, err
 	}
-	ss := specs(ls)
-	built := map[*layer]v1.Layer{}
-	layerOf := func(l *layer) (v1.Layer, error) {
-		if b, ok := built[l]; ok {
-			return b, nil
-		}
-		b, err := l.build()
-		if err != nil {
-			return nil, err
-		}
-		built[l] = b
-		return b, nil
-	}
 	set := map[string]remote.Taggable{}
-	for _, sp := range ss {
-		var layers []v1.Layer
-		for _, l := range append([]*layer{sp.base}, sp.layers...) {
-			b, err := layerOf(l)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", sp.refs[0], err)
-			}
-			layers = append(layers, b)
-		}
-		t, err := assemble(sp, layers)
+	for _, sp := range specs(ls) {
+		t, err := ls.image(sp)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", sp.refs[0], err)
 		}

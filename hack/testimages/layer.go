@@ -3,10 +3,13 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -68,6 +71,27 @@ func (l *layer) copyFile(p string, mode int64, src string) error {
 	return nil
 }
 
+// symlink adds p as a symbolic link to target (kept as given: relative
+// targets resolve against p's directory inside the container).
+func (l *layer) symlink(p, target string) {
+	p = clean(p)
+	l.parents(p)
+	l.entries[p] = &entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: p, Linkname: target, Mode: 0o777}}
+}
+
+// chown sets the owner of an entry already in the layer.
+func (l *layer) chown(p string, uid, gid int) {
+	if e, ok := l.entries[clean(p)]; ok {
+		e.hdr.Uid, e.hdr.Gid = uid, gid
+	}
+}
+
+// has reports whether p is in the layer.
+func (l *layer) has(p string) bool {
+	_, ok := l.entries[clean(p)]
+	return ok
+}
+
 // hardlink adds p as a hard link to target, which must be in this layer.
 func (l *layer) hardlink(p, target string) {
 	p = clean(p)
@@ -102,6 +126,13 @@ func (l *layer) tar() ([]byte, error) {
 				return nil, fmt.Errorf("hard link %s: target %s is not in the layer", n, h.Linkname)
 			}
 		}
+		// An entry under a symlinked directory (bin/x with bin -> usr/bin)
+		// would be unpacked through the link or refused: a bug in the layer.
+		for d := path.Dir(n); d != "." && d != "/"; d = path.Dir(d) {
+			if p, ok := l.entries[d]; ok && p.hdr.Typeflag == tar.TypeSymlink {
+				return nil, fmt.Errorf("%s is under %s, a symlink", n, d)
+			}
+		}
 		if err := tw.WriteHeader(&h); err != nil {
 			return nil, fmt.Errorf("tar header %s: %w", n, err)
 		}
@@ -117,13 +148,84 @@ func (l *layer) tar() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// layerCache, when set, is a directory of compressed layers named by the
+// sha256 of their tar: gzip is most of a build's time, so a layer whose
+// content did not change is read back instead of compressed again.
+var layerCache string
+
+// cacheUsed lists the cache files this run used (pruneLayerCache keeps them).
+var cacheUsed = map[string]bool{}
+
 // build turns the layer into a gzip-compressed image layer.
 func (l *layer) build() (v1.Layer, error) {
 	data, err := l.tar()
 	if err != nil {
 		return nil, err
 	}
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	})
+	fresh := func() (v1.Layer, error) {
+		return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(data)), nil
+		})
+	}
+	if layerCache == "" {
+		return fresh()
+	}
+	sum := sha256.Sum256(data)
+	name := hex.EncodeToString(sum[:]) + ".tar.gz"
+	f := filepath.Join(layerCache, name)
+	cacheUsed[name] = true
+	if _, err := os.Stat(f); err != nil {
+		ly, err := fresh()
+		if err != nil {
+			return nil, err
+		}
+		if err := writeCompressed(ly, f); err != nil {
+			return nil, err
+		}
+	}
+	return tarball.LayerFromFile(f)
+}
+
+// writeCompressed stores a layer's compressed blob at f, atomically.
+func writeCompressed(ly v1.Layer, f string) error {
+	if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+		return err
+	}
+	rc, err := ly.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(f), ".layer-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, rc); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), f)
+}
+
+// pruneLayerCache removes the cached layers this run did not use.
+func pruneLayerCache() error {
+	if layerCache == "" {
+		return nil
+	}
+	des, err := os.ReadDir(layerCache)
+	if err != nil {
+		return err
+	}
+	for _, de := range des {
+		if !cacheUsed[de.Name()] {
+			if err := os.Remove(filepath.Join(layerCache, de.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -8,7 +8,10 @@
 // Every layer is built from files assembled here: Debian's dynamic busybox
 // (its applets as hard links), the host's glibc for it, Debian's
 // busybox-static, and small static C helpers (hack/testimages/csrc) built by
-// hack/build-test-images.sh. Builds are reproducible, so an image already in
+// hack/build-test-images.sh. The node e2e suite's images (node.go) add
+// busybox 1.37.0 built from source, the agnhost binary built from the
+// Kubernetes source, and host programs (bash, curl, nc, hostname, ...) with
+// their libraries. Builds are reproducible, so an image already in
 // the registry with the same digest is not pushed again.
 package main
 
@@ -32,6 +35,10 @@ func main() {
 		busyboxDir = flag.String("busybox-root", "", "directory holding Debian's dynamic busybox package, extracted (bin/busybox)")
 		static     = flag.String("busybox-static", "/bin/busybox", "Debian's busybox-static binary")
 		helpers    = flag.String("helpers", "", "directory holding the static C helpers: pause ipcs pgrep webserver nonewprivs")
+		busybox    = flag.String("busybox", "", "busybox built from source with every applet (hack/install-test-tools.sh)")
+		agnhost    = flag.String("agnhost", "", "the agnhost binary (hack/install-kube.sh)")
+		kubeSrc    = flag.String("kube-src", "", "the k8s.io/kubernetes module source directory (agnhost's porter certificates)")
+		cache      = flag.String("layer-cache", "", "directory to keep compressed layers in, reused while their content is the same")
 		list       = flag.Bool("list", false, "print the image references and exit")
 		export     = flag.String("export", "", "write the flattened filesystem of this pushed reference (e.g. pause:3.9) as a tar to stdout, for debugging")
 	)
@@ -51,13 +58,18 @@ func main() {
 		}
 		return
 	}
-	if *busyboxDir == "" || *helpers == "" {
-		log.Fatal("-busybox-root and -helpers are required (hack/build-test-images.sh sets them)")
+	if *busyboxDir == "" || *helpers == "" || *busybox == "" || *agnhost == "" || *kubeSrc == "" {
+		log.Fatal("-busybox-root, -helpers, -busybox, -agnhost and -kube-src are required (hack/build-test-images.sh sets them)")
 	}
 	start := time.Now()
-	in := inputs{busyboxRoot: *busyboxDir, busyboxStatic: *static, helpers: *helpers}
+	in := inputs{busyboxRoot: *busyboxDir, busyboxStatic: *static, helpers: *helpers,
+		busybox: *busybox, agnhost: *agnhost, kubeSrc: *kubeSrc}
+	layerCache = *cache
 	set, err := buildAll(in)
 	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pruneLayerCache(); err != nil {
 		log.Fatal(err)
 	}
 	pushed, skipped, err := push(*registry, set)

@@ -102,7 +102,8 @@ if [ ! -x "$bb_dir/busybox" ] || [ "$(cat "$bb_dir/.recipe" 2>/dev/null)" != "$b
 			tail -n 30 "$bbtmp/build.log" >&2
 			exit 1
 		}
-		./busybox --list | grep -qx nmeter
+		./busybox --list >"$bbtmp/applets"
+		grep -qx nmeter "$bbtmp/applets"
 		install -m 0755 busybox "$bb_dir/busybox"
 		install -m 0644 .config "$bb_dir/busybox.config"
 	)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -730,4 +731,73 @@ func TestRestoreKillsSilentShim(t *testing.T) {
 		t.Fatal("restore left the silent shim running")
 	}
 	e.assertClean("silent")
+}
+
+// shimAlive reports whether pid is a live (not zombie) process.
+func shimAlive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
+
+// TestDeleteWaitsForTheShim: when Delete returns, the task's shim process
+// is gone, for a shim this runtime started and for one it reconnected to
+// after a restart. Before, Delete returned once the shim had answered
+// Shutdown, and a leak check right after (as every test's) could still
+// find it.
+func TestDeleteWaitsForTheShim(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.open()
+	ctx := context.Background()
+	// A loaded machine (as under make test) widens the window between the
+	// shim's answer to Shutdown and its exit: load every CPU meanwhile.
+	stop := make(chan struct{})
+	var spin sync.WaitGroup
+	for i := 0; i < 2*goruntime.NumCPU(); i++ {
+		spin.Add(1)
+		go func() {
+			defer spin.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); spin.Wait() }()
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("gone%d", i)
+		task, err := r.Create(ctx, testNS, id, e.opts(id, "true"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		shim := task.ShimPid()
+		if _, err := r.Delete(ctx, testNS, id); err != nil {
+			t.Fatal(err)
+		}
+		if shimAlive(shim) {
+			t.Fatalf("shim %d of %s still alive when Delete returned", shim, id)
+		}
+	}
+	task, err := r.Create(ctx, testNS, "restored", e.opts("restored", "true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shim := task.ShimPid()
+	r.Close()
+	r2, _ := e.open()
+	if _, err := r2.Delete(ctx, testNS, "restored"); err != nil {
+		t.Fatal(err)
+	}
+	if shimAlive(shim) {
+		t.Fatalf("restored shim %d still alive when Delete returned", shim)
+	}
+	e.assertClean()
 }

@@ -254,6 +254,9 @@ var mirroredRegistries = []string{"registry.k8s.io", "gcr.io", "k8s.gcr.io", "do
 //   - [nri] enabled, with its socket, plugin and plugin-config dirs in
 //     <tmp>/nri (no host plugin is started) and a request timeout above
 //     the 2s critest holds a plugin's Synchronize open;
+//   - a "test-handler" runtime handler (runc), the RuntimeClass handler
+//     the node e2e suite's RuntimeClass and PodOverhead specs name, as the
+//     upstream node e2e jobs configure their runtimes;
 //   - a [registry.mirrors."<host>"] table per mirrored registry. The daemon
 //     refuses unknown keys, so a daemon that cannot read these mirrors fails
 //     at start-up rather than pulling from the internet.
@@ -273,6 +276,7 @@ func writeConfig() (string, error) {
 	env.nriSocket = filepath.Join(nriDir, "nri.sock")
 	fmt.Fprintf(&b, "\n[nri]\nenable = true\nsocket_path = %q\nplugin_path = %q\nplugin_config_path = %q\nplugin_request_timeout = \"10s\"\n",
 		env.nriSocket, filepath.Join(nriDir, "plugins"), filepath.Join(nriDir, "conf.d"))
+	b.WriteString("\n[cri.runtimes.test-handler]\nbinary_path = \"runc\"\n")
 	for _, host := range mirroredRegistries {
 		fmt.Fprintf(&b, "\n[registry.mirrors.%q]\nendpoints = [\"http://%s\"]\nfallback = false\n", host, registryAddr)
 	}

@@ -4,7 +4,9 @@
 #   apt:  docker-registry (local image registry), containernetworking-plugins,
 #         iptables, crun, busybox-static, gcc + libc6-dev (static C helpers
 #         in the images), iputils-ping and iproute2 (network tests), curl
-#         (hack/registry.sh), criu (CheckpointContainer's probe); and
+#         (hack/registry.sh), criu (CheckpointContainer's probe), systemd
+#         (systemd-analyze verifies the unit file; PID 1 need not be
+#         systemd); and
 #         Debian's dynamic busybox .deb, downloaded (not installed: it
 #         conflicts with busybox-static) into ${E2E_CACHE}, for the critest
 #         busybox image, whose applets must be hard links; bzip2 (the
@@ -42,7 +44,7 @@ export DEBIAN_FRONTEND=noninteractive
 log() { echo "hack/install-test-tools: $*"; }
 
 apt_pkgs=()
-for p in docker-registry containernetworking-plugins iptables crun busybox-static gcc libc6-dev make bzip2 iputils-ping iproute2 curl netcat-openbsd criu; do
+for p in docker-registry containernetworking-plugins iptables crun busybox-static gcc libc6-dev make bzip2 iputils-ping iproute2 curl netcat-openbsd criu systemd; do
 	# dpkg-query, not dpkg -s | grep -q: under pipefail grep -q's early
 	# exit fails the pipe (SIGPIPE) for packages with a long status.
 	[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || apt_pkgs+=("$p")

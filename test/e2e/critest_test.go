@@ -37,6 +37,7 @@ var critestPorts = []int{12000, 12001, 12002, 12003}
 //	CRITEST_FOCUS       -ginkgo.focus regexp: run only matching specs
 //	CRITEST_SKIP        -ginkgo.skip regexp
 //	CRITEST_FLAKE_ATTEMPTS  -ginkgo.flake-attempts (default 1: no retry)
+//
 // TestCritest runs critest on each CNI chain (cni_chains_test.go): ours,
 // and one without a loopback plugin, like Flannel's and Calico's.
 func TestCritest(t *testing.T) {

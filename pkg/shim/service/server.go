@@ -161,7 +161,7 @@ func (s *Service) dispatch(ctx context.Context, req api.Request) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			pid, err := p.Start(s.ctx, s.router)
+			pid, err := p.Start(s.ctx, s.track)
 			return api.StartResponse{Pid: pid}, err
 		})
 	case api.MethodExec:
@@ -233,7 +233,7 @@ func (s *Service) update(r api.UpdateRequest) error {
 	if err := decode(r.Resources, &res); err != nil {
 		return err
 	}
-	return s.rt.Update(s.ctx, &res)
+	return s.procs.Update(s.ctx, &res)
 }
 
 // attach answers the Attach request and turns the connection into a Frame

@@ -1,7 +1,8 @@
 // Package service is the shim's server: it listens on the task's unix
 // socket, decodes one api.Request per connection, finds the process the
 // request names and calls it. The processes themselves (state machine, runc)
-// live in pkg/shim/process.
+// live in pkg/shim/process; the service reaches them through the small
+// interfaces of processes.go.
 package service
 
 import (
@@ -31,16 +32,16 @@ type Config struct {
 // mu guards only the process map (init, creating, execs); it is never held
 // across a runc call. Each process has its own lock for that.
 type Service struct {
-	cfg    Config
-	rt     *process.Runtime
-	router *reaper.Router
-	log    *slog.Logger
-	ctx    context.Context // the shim's lifetime: runc calls outlive a client that hung up
+	cfg   Config
+	procs processes
+	track process.Tracker // where processes register their pids for exits
+	log   *slog.Logger
+	ctx   context.Context // the shim's lifetime: runc calls outlive a client that hung up
 
 	mu       sync.Mutex
-	init     *process.Process
+	init     proc
 	creating bool
-	execs    map[string]*process.Process
+	execs    map[string]proc
 
 	requestDone func() // called after every request; may be nil
 
@@ -59,13 +60,19 @@ func WithRequestDone(f func()) Option { return func(s *Service) { s.requestDone 
 // New returns the service of the task in cfg. Exits reach its processes
 // through router, which the caller feeds from the reaper.
 func New(ctx context.Context, cfg Config, router *reaper.Router, log *slog.Logger, opts ...Option) *Service {
+	return newService(ctx, cfg, newRuncProcesses(cfg), router, log, opts...)
+}
+
+// newService returns the service of the task in cfg over the process layer
+// procs.
+func newService(ctx context.Context, cfg Config, procs processes, track process.Tracker, log *slog.Logger, opts ...Option) *Service {
 	s := &Service{
 		cfg:      cfg,
-		rt:       process.NewRuntime(process.RuntimeConfig{ID: cfg.ID, Bundle: cfg.Bundle, Binary: cfg.RuntimeBinary, Root: cfg.RuntimeRoot}),
-		router:   router,
+		procs:    procs,
+		track:    track,
 		log:      log,
 		ctx:      ctx,
-		execs:    map[string]*process.Process{},
+		execs:    map[string]proc{},
 		shutdown: make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -78,7 +85,7 @@ func New(ctx context.Context, cfg Config, router *reaper.Router, log *slog.Logge
 func (s *Service) Done() <-chan struct{} { return s.shutdown }
 
 // lookup finds the process named by execID ("" is the init).
-func (s *Service) lookup(execID string) (*process.Process, error) {
+func (s *Service) lookup(execID string) (proc, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if execID == "" {
@@ -121,7 +128,7 @@ func (s *Service) create(req api.CreateRequest) (api.CreateResponse, error) {
 	s.creating = true
 	s.mu.Unlock()
 
-	p, err := process.CreateInit(s.ctx, s.rt, s.router, req, s.log)
+	p, err := s.procs.CreateInit(s.ctx, s.track, req, s.log)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -144,7 +151,7 @@ func (s *Service) exec(req api.ExecRequest) error {
 	if _, err := s.lookup(req.ExecID); err == nil {
 		return fmt.Errorf("exec %s: %w", req.ExecID, errdefs.ErrAlreadyExists)
 	}
-	p, err := process.NewExec(s.rt, s.cfg.ID, s.cfg.Bundle, req, s.log.With("execID", req.ExecID))
+	p, err := s.procs.NewExec(req, s.log.With("execID", req.ExecID))
 	if err != nil {
 		return err
 	}
@@ -181,7 +188,7 @@ func (s *Service) pids() (api.PidsResponse, error) {
 	if _, err := s.lookup(""); err != nil {
 		return api.PidsResponse{}, err
 	}
-	pids, err := s.rt.Ps(s.ctx)
+	pids, err := s.procs.Ps(s.ctx)
 	if err != nil {
 		return api.PidsResponse{}, err
 	}

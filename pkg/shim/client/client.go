@@ -83,11 +83,14 @@ func (c *Client) roundTrip(ctx context.Context, conn net.Conn, br *bufio.Reader,
 	if err != nil {
 		return err
 	}
-	if _, err := conn.Write(append(line, '\n')); err != nil {
-		return c.connError(ctx, method, err)
-	}
+	// A failed write still reads: a shim that refused the request before
+	// it had read all of it (too large) answered why before it closed.
+	_, werr := conn.Write(append(line, '\n'))
 	respLine, err := br.ReadBytes('\n')
 	if err != nil {
+		if werr != nil {
+			err = werr
+		}
 		return c.connError(ctx, method, err)
 	}
 	var resp api.Response

@@ -16,7 +16,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/shim/api"
 )
 
-// maxRequest bounds one request line.
+// maxRequest bounds one request line, its newline included.
 const maxRequest = 4 << 20
 
 // Serve accepts connections on l until Shutdown was accepted (or l fails).
@@ -64,6 +64,9 @@ func (s *Service) handle(conn net.Conn) {
 	br := bufio.NewReaderSize(conn, 64*1024)
 	line, err := readLine(br)
 	if err != nil {
+		if errors.Is(err, errdefs.ErrResourceExhausted) {
+			writeResponse(conn, nil, err) // the client reads it once its write fails
+		}
 		conn.Close()
 		return
 	}
@@ -96,19 +99,23 @@ func (s *Service) handle(conn net.Conn) {
 	}
 }
 
+// readLine reads one request line of at most maxRequest bytes; a longer
+// one is ErrResourceExhausted, and the rest of it is left unread. The limit
+// is checked on every chunk, the last one too: a line that ends in the
+// chunk that crosses the limit is over it.
 func readLine(br *bufio.Reader) ([]byte, error) {
 	var line []byte
 	for {
 		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) > maxRequest {
+			return nil, fmt.Errorf("request over %d bytes: %w", maxRequest, errdefs.ErrResourceExhausted)
+		}
 		line = append(line, chunk...)
 		if err == nil {
 			return bytes.TrimSpace(line), nil
 		}
 		if !errors.Is(err, bufio.ErrBufferFull) {
 			return nil, err
-		}
-		if len(line) > maxRequest {
-			return nil, fmt.Errorf("request over %d bytes", maxRequest)
 		}
 	}
 }

@@ -1,8 +1,15 @@
 package service
 
 import (
+	"bytes"
+	"context"
 	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/shim/api"
 )
 
 // TestMalformedRequests: a request the shim cannot read gets an answer
@@ -53,4 +60,64 @@ func TestMalformedRequests(t *testing.T) {
 	if got := h.procs.proc("").callLog(); len(got) != 1 || got[0] != "Start" {
 		t.Errorf("malformed requests reached the init: %q", got)
 	}
+}
+
+// connectLine is a valid Connect request line of exactly n bytes with its
+// newline (Connect ignores its params, which pad it).
+func connectLine(n int) []byte {
+	head, tail := `{"method":"Connect","params":"`, `"}`+"\n"
+	return []byte(head + strings.Repeat("x", n-len(head)-len(tail)) + tail)
+}
+
+// TestRequestSizeLimit: a request line (newline included) of maxRequest
+// bytes is read; one byte more is refused as ResourceExhausted, however far
+// past the limit the line ends: the shim reads in 64 KiB chunks, and a line
+// whose end falls in the chunk after the limit used to be accepted.
+func TestRequestSizeLimit(t *testing.T) {
+	h := startService(t)
+	for _, tc := range []struct {
+		name string
+		size int
+		ok   bool
+	}{
+		{"small", 100, true},
+		{"at the limit", maxRequest, true},
+		{"one byte over", maxRequest + 1, false},
+		{"in the chunk after the limit", maxRequest + 64<<10 - 1, false},
+		{"a chunk over", maxRequest + 64<<10, false},
+		{"twice the limit", 2 * maxRequest, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, ok := h.rawCall(t, connectLine(tc.size))
+			if !ok {
+				t.Fatal("the shim closed the connection without an answer")
+			}
+			switch {
+			case tc.ok && resp.Error != nil:
+				t.Errorf("a %d-byte request was refused: %+v", tc.size, resp.Error)
+			case !tc.ok && resp.Error == nil:
+				t.Errorf("a %d-byte request was accepted, the limit is %d", tc.size, maxRequest)
+			case !tc.ok && (resp.Error.Class != "ResourceExhausted" || !strings.Contains(resp.Error.Message, "4194304")):
+				t.Errorf("error %s %q, want ResourceExhausted naming the limit", resp.Error.Class, resp.Error.Message)
+			}
+			h.alive(t)
+		})
+	}
+}
+
+// TestOversizedRequestThroughClient: the client reads the shim's refusal
+// even though the shim stopped reading its request halfway.
+func TestOversizedRequestThroughClient(t *testing.T) {
+	h := startService(t)
+	h.running(t)
+	env := bytes.Repeat([]byte("x"), 2*maxRequest)
+	spec := &specs.Process{Args: []string{"true"}, Env: []string{"BIG=" + string(env)}}
+	err := h.c.Exec(context.Background(), "big", spec, api.IO{})
+	if !errdefs.IsResourceExhausted(err) || !strings.Contains(err.Error(), "request over") {
+		t.Fatalf("Exec with a %d-byte spec = %v, want ResourceExhausted", len(env), err)
+	}
+	if p := h.procs.proc("big"); p != nil {
+		t.Error("the oversized exec reached the process layer")
+	}
+	h.alive(t)
 }

@@ -1,7 +1,9 @@
 package image
 
 import (
+	"net"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -46,3 +48,66 @@ func (s *Service) baseTransport() *http.Transport {
 // SetPullProgressTimeout replaces [image] pull_progress_timeout for pulls
 // that start from now on (0: off). Running pulls keep theirs.
 func (s *Service) SetPullProgressTimeout(d time.Duration) { s.progressTimeout.Store(int64(d)) }
+
+// registryState is the registry config in force: [registry] and what its
+// config_path holds, with a transport per host entry that needs its own.
+// It is replaced whole on reload (SetRegistry), never changed.
+type registryState struct {
+	cfg   RegistryConfig
+	hosts *hostsDirs
+}
+
+// newRegistryState loads cfg's hosts dirs and builds the transports of the
+// entries with their own TLS or dial settings from base.
+func newRegistryState(cfg RegistryConfig, base *http.Transport) (*registryState, error) {
+	hosts, err := loadHostsDirs(cfg.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	build := func(e *hostEntry) {
+		if e.tls == nil && e.dialTimeout == 0 {
+			return
+		}
+		tr := base.Clone()
+		if e.tls != nil {
+			tr.TLSClientConfig = e.tls.Clone()
+		}
+		if e.dialTimeout > 0 {
+			tr.DialContext = (&net.Dialer{Timeout: e.dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+		}
+		e.rt = tr
+	}
+	for _, f := range append(mapValues(hosts.files), hosts.def) {
+		if f == nil {
+			continue
+		}
+		for i := range f.hosts {
+			build(&f.hosts[i])
+		}
+		build(&f.server)
+	}
+	return &registryState{cfg: cfg, hosts: hosts}, nil
+}
+
+// closeIdle closes the idle connections of the entries' own transports,
+// once a reload has replaced them.
+func (r *registryState) closeIdle() {
+	for _, f := range append(mapValues(r.hosts.files), r.hosts.def) {
+		if f == nil {
+			continue
+		}
+		for _, e := range append(slices.Clone(f.hosts), f.server) {
+			if t, ok := e.rt.(*http.Transport); ok {
+				t.CloseIdleConnections()
+			}
+		}
+	}
+}
+
+func mapValues(m map[string]*hostsFile) []*hostsFile {
+	out := make([]*hostsFile, 0, len(m))
+	for _, f := range m {
+		out = append(out, f)
+	}
+	return out
+}

@@ -8,7 +8,7 @@
 // Every layer is built from files assembled here: Debian's dynamic busybox
 // (its applets as hard links), the host's glibc for it, Debian's
 // busybox-static, and small static C helpers (hack/testimages/csrc) built by
-// hack/build-test-images.sh. The node e2e suite's images (node.go) add
+// hack/build-test-images.sh. The node e2e suite's images (node.go, debian.go) add
 // busybox 1.37.0 built from source, the agnhost binary built from the
 // Kubernetes source, and host programs (bash, curl, nc, hostname, ...) with
 // their libraries. Builds are reproducible, so an image already in

@@ -14,15 +14,12 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
-// observer is what the stats, metrics and events RPCs remember between
-// calls: CPU readings for usage_nano_cores, the cgroup path of each task,
-// and the event broadcaster and the events already sent per object. The
-// Service owns one.
+// observer is what the events RPCs and CheckpointContainer remember
+// between calls: the event broadcaster, the events already sent per object
+// and the outcome of `criu check`. The Service owns one.
 type observer struct {
-	rates   *cpuRates
-	events  *eventBroadcaster
-	stages  *eventStages
-	cgroups sync.Map // task id → cgroup path (string)
+	events *eventBroadcaster
+	stages *eventStages
 
 	criuOnce   sync.Once
 	criuResult string
@@ -33,16 +30,10 @@ type observer struct {
 const eventBuffer = 1024
 
 func newObserver() *observer {
-	return &observer{rates: newCPURates(), events: newEventBroadcaster(eventBuffer), stages: newEventStages()}
+	return &observer{events: newEventBroadcaster(eventBuffer), stages: newEventStages()}
 }
 
 func (s *Service) observer() *observer { return s.obs }
-
-// forget drops what is remembered of a deleted task.
-func (o *observer) forget(id string) {
-	o.rates.forget(id)
-	o.cgroups.Delete(id)
-}
 
 // GetContainerEvents streams container and pod sandbox lifecycle events
 // (sandbox events carry the sandbox's id as container_id) until the client
@@ -267,7 +258,7 @@ func (s *Service) publishContainerEvent(ctx context.Context, c *container, typ r
 		klog.FromContext(ctx).V(5).Info("Published container event", "containerID", c.Meta.ID, "event", t.String())
 	})
 	if typ == runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT {
-		o.forget(c.Meta.ID)
+		s.usage.Forget(c.Meta.ID)
 	}
 }
 
@@ -287,7 +278,7 @@ func (s *Service) publishSandboxEvent(ctx context.Context, sb *sandbox, types ..
 			klog.FromContext(ctx).V(5).Info("Published pod sandbox event", "podSandboxID", sb.Meta.ID, "event", t.String())
 		})
 		if typ == runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT {
-			o.forget(sb.Meta.ID)
+			s.usage.Forget(sb.Meta.ID)
 		}
 	}
 }

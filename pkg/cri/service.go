@@ -19,6 +19,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/index"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/network"
@@ -107,7 +108,8 @@ type Service struct {
 	nri    *nri.Adapter
 
 	events    <-chan runtime.Event
-	obs       *observer // stats samples, CRI event subscribers
+	obs       *observer      // CRI event subscribers
+	usage     *stats.Tracker // what stats remember between calls
 	stream    *streamServer
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -153,6 +155,7 @@ func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager
 		ownCaps:        ownCapabilities(),
 		hugetlb:        hugetlbControllerAvailable(),
 		obs:            newObserver(),
+		usage:          stats.NewTracker(),
 	}
 	for _, o := range opts {
 		o(s)

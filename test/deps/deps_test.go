@@ -67,6 +67,15 @@ var rules = []rule{
 		ours: []string{"pkg/shim/...", "pkg/errdefs"}, oursDeep: true,
 		deny: []string{criAPI, bbolt, grpc, klog},
 	},
+	// The facade's sub-packages that hold no CRI objects: they never
+	// import pkg/cri (it imports them), and what they need of it is an
+	// interface they declare.
+	{
+		pkgs: "pkg/cri/stats",
+		ours: []string{"pkg/errdefs"}, oursDeep: true,
+		deny:   []string{goRunc, bbolt},
+		source: "docs/architecture.md (cgroup, /proc and layer readers and the metric series; no task runtime)",
+	},
 	{
 		pkgs: "pkg/cri/...",
 		// pkg/nri: the facade's NRI adapter, docs/nri.md.

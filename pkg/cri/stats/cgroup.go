@@ -1,4 +1,4 @@
-package cri
+package stats
 
 import (
 	"bufio"
@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/containerd/cgroups/v3"
@@ -31,130 +30,130 @@ const cgroupRoot = "/sys/fs/cgroup"
 // v2 as "max" (MaxUint64 in the library).
 const unlimited = uint64(1) << 62
 
-// cgroupSample is one reading of a cgroup, in the CRI's units.
-type cgroupSample struct {
-	at time.Time
+// Sample is one reading of a cgroup, in the CRI's units.
+type Sample struct {
+	At time.Time
 
-	cpuNanos uint64 // cumulative CPU time of all cores
+	CPUNanos uint64 // cumulative CPU time of all cores
 
-	memUsage      uint64
-	memWorkingSet uint64 // usage - inactive_file, as the kubelet evicts on
-	memRSS        uint64
-	pgFault       uint64
-	pgMajFault    uint64
-	memLimit      uint64 // 0 when unlimited
+	MemUsage      uint64
+	MemWorkingSet uint64 // usage - inactive_file, as the kubelet evicts on
+	MemRSS        uint64
+	PgFault       uint64
+	PgMajFault    uint64
+	MemLimit      uint64 // 0 when unlimited
 
-	pids uint64
+	Pids uint64
 
 	// PSI is nil where the kernel or the hierarchy has none.
-	cpuPSI, memPSI, ioPSI *runtimeapi.PsiStats
+	CPUPSI, MemPSI, IOPSI *runtimeapi.PsiStats
 
-	// detail is what only the metrics report (metrics_cgroup.go).
+	// detail is what only the metrics report (cgroup_detail.go).
 	detail cgroupDetail
 }
 
-// add sums two readings; PSI (averages) and limits cannot be summed and are
+// Add sums two readings; PSI (averages) and limits cannot be summed and are
 // dropped.
-func (a cgroupSample) add(b cgroupSample) cgroupSample {
-	a.cpuNanos += b.cpuNanos
-	a.memUsage += b.memUsage
-	a.memWorkingSet += b.memWorkingSet
-	a.memRSS += b.memRSS
-	a.pgFault += b.pgFault
-	a.pgMajFault += b.pgMajFault
-	a.pids += b.pids
-	a.memLimit = 0
-	a.cpuPSI, a.memPSI, a.ioPSI = nil, nil, nil
+func (a Sample) Add(b Sample) Sample {
+	a.CPUNanos += b.CPUNanos
+	a.MemUsage += b.MemUsage
+	a.MemWorkingSet += b.MemWorkingSet
+	a.MemRSS += b.MemRSS
+	a.PgFault += b.PgFault
+	a.PgMajFault += b.PgMajFault
+	a.Pids += b.Pids
+	a.MemLimit = 0
+	a.CPUPSI, a.MemPSI, a.IOPSI = nil, nil, nil
 	a.detail = cgroupDetail{}
-	if b.at.After(a.at) {
-		a.at = b.at
+	if b.At.After(a.At) {
+		a.At = b.At
 	}
 	return a
 }
 
-// readCgroup reads the cgroup at path (relative to each hierarchy's root,
+// ReadCgroup reads the cgroup at path (relative to each hierarchy's root,
 // as in runc's cgroupsPath for the cgroupfs driver). A cgroup that is gone
 // is ErrNotFound.
-func readCgroup(p string) (cgroupSample, error) {
+func ReadCgroup(p string) (Sample, error) {
 	if cgroups.Mode() == cgroups.Unified {
 		return readCgroup2(p)
 	}
 	return readCgroup1(p, cgroups.Mode() == cgroups.Hybrid)
 }
 
-func readCgroup1(p string, hybrid bool) (cgroupSample, error) {
+func readCgroup1(p string, hybrid bool) (Sample, error) {
 	cg, err := cgroup1.Load(cgroup1.StaticPath(p))
 	if err != nil {
 		if errors.Is(err, cgroup1.ErrCgroupDeleted) || errors.Is(err, os.ErrNotExist) {
-			return cgroupSample{}, fmt.Errorf("cgroup %s: %w", p, errdefs.ErrNotFound)
+			return Sample{}, fmt.Errorf("cgroup %s: %w", p, errdefs.ErrNotFound)
 		}
-		return cgroupSample{}, fmt.Errorf("load cgroup %s: %w", p, err)
+		return Sample{}, fmt.Errorf("load cgroup %s: %w", p, err)
 	}
 	m, err := cg.Stat(cgroup1.IgnoreNotExist)
 	if err != nil {
 		if errors.Is(err, cgroup1.ErrCgroupDeleted) {
-			return cgroupSample{}, fmt.Errorf("cgroup %s: %w", p, errdefs.ErrNotFound)
+			return Sample{}, fmt.Errorf("cgroup %s: %w", p, errdefs.ErrNotFound)
 		}
-		return cgroupSample{}, fmt.Errorf("stat cgroup %s: %w", p, err)
+		return Sample{}, fmt.Errorf("stat cgroup %s: %w", p, err)
 	}
-	s := cgroupSample{at: time.Now()}
-	s.cpuNanos = m.GetCPU().GetUsage().GetTotal()
+	s := Sample{At: time.Now()}
+	s.CPUNanos = m.GetCPU().GetUsage().GetTotal()
 	mem := m.GetMemory()
-	s.memUsage = mem.GetUsage().GetUsage()
-	s.memWorkingSet = workingSet(s.memUsage, mem.GetTotalInactiveFile())
-	s.memRSS = mem.GetTotalRSS()
-	s.pgFault = mem.GetTotalPgFault()
-	s.pgMajFault = mem.GetTotalPgMajFault()
+	s.MemUsage = mem.GetUsage().GetUsage()
+	s.MemWorkingSet = workingSet(s.MemUsage, mem.GetTotalInactiveFile())
+	s.MemRSS = mem.GetTotalRSS()
+	s.PgFault = mem.GetTotalPgFault()
+	s.PgMajFault = mem.GetTotalPgMajFault()
 	if l := mem.GetUsage().GetLimit(); l < unlimited {
-		s.memLimit = l
+		s.MemLimit = l
 	}
-	s.pids = m.GetPids().GetCurrent()
+	s.Pids = m.GetPids().GetCurrent()
 	s.detail = detail1(m)
 	if hybrid {
 		// runc also creates the cgroup in the v2 hierarchy of a hybrid
 		// host; it has no controllers there, but it has PSI.
 		dir := filepath.Join(cgroupRoot, "unified", p)
-		s.cpuPSI = readPSIFile(filepath.Join(dir, "cpu.pressure"))
-		s.memPSI = readPSIFile(filepath.Join(dir, "memory.pressure"))
-		s.ioPSI = readPSIFile(filepath.Join(dir, "io.pressure"))
+		s.CPUPSI = readPSIFile(filepath.Join(dir, "cpu.pressure"))
+		s.MemPSI = readPSIFile(filepath.Join(dir, "memory.pressure"))
+		s.IOPSI = readPSIFile(filepath.Join(dir, "io.pressure"))
 	}
 	return s, nil
 }
 
-func readCgroup2(p string) (cgroupSample, error) {
+func readCgroup2(p string) (Sample, error) {
 	if _, err := os.Stat(filepath.Join(cgroupRoot, p)); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return cgroupSample{}, fmt.Errorf("cgroup %s: %w", p, errdefs.ErrNotFound)
+			return Sample{}, fmt.Errorf("cgroup %s: %w", p, errdefs.ErrNotFound)
 		}
-		return cgroupSample{}, err
+		return Sample{}, err
 	}
 	mgr, err := cgroup2.Load(p)
 	if err != nil {
-		return cgroupSample{}, fmt.Errorf("load cgroup %s: %w", p, err)
+		return Sample{}, fmt.Errorf("load cgroup %s: %w", p, err)
 	}
 	m, err := mgr.Stat()
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return cgroupSample{}, fmt.Errorf("cgroup %s: %w", p, errdefs.ErrNotFound)
+			return Sample{}, fmt.Errorf("cgroup %s: %w", p, errdefs.ErrNotFound)
 		}
-		return cgroupSample{}, fmt.Errorf("stat cgroup %s: %w", p, err)
+		return Sample{}, fmt.Errorf("stat cgroup %s: %w", p, err)
 	}
-	s := cgroupSample{at: time.Now()}
-	s.cpuNanos = m.GetCPU().GetUsageUsec() * 1000
+	s := Sample{At: time.Now()}
+	s.CPUNanos = m.GetCPU().GetUsageUsec() * 1000
 	mem := m.GetMemory()
-	s.memUsage = mem.GetUsage()
-	s.memWorkingSet = workingSet(s.memUsage, mem.GetInactiveFile())
-	s.memRSS = mem.GetAnon()
-	s.pgFault = mem.GetPgfault()
-	s.pgMajFault = mem.GetPgmajfault()
+	s.MemUsage = mem.GetUsage()
+	s.MemWorkingSet = workingSet(s.MemUsage, mem.GetInactiveFile())
+	s.MemRSS = mem.GetAnon()
+	s.PgFault = mem.GetPgfault()
+	s.PgMajFault = mem.GetPgmajfault()
 	if l := mem.GetUsageLimit(); l < unlimited {
-		s.memLimit = l
+		s.MemLimit = l
 	}
-	s.pids = m.GetPids().GetCurrent()
+	s.Pids = m.GetPids().GetCurrent()
 	s.detail = detail2(m)
-	s.cpuPSI = fromPSI2(m.GetCPU().GetPSI())
-	s.memPSI = fromPSI2(mem.GetPSI())
-	s.ioPSI = fromPSI2(m.GetIo().GetPSI())
+	s.CPUPSI = fromPSI2(m.GetCPU().GetPSI())
+	s.MemPSI = fromPSI2(mem.GetPSI())
+	s.IOPSI = fromPSI2(m.GetIo().GetPSI())
 	return s, nil
 }
 
@@ -244,9 +243,9 @@ func parsePSI(r io.Reader) (*runtimeapi.PsiStats, error) {
 	return out, nil
 }
 
-// bundleCgroupsPath reads linux.cgroupsPath from a bundle's config.json
+// BundleCgroupsPath reads linux.cgroupsPath from a bundle's config.json
 // and turns it into a path under the hierarchies' roots.
-func bundleCgroupsPath(bundle string) (string, error) {
+func BundleCgroupsPath(bundle string) (string, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -265,13 +264,13 @@ func bundleCgroupsPath(bundle string) (string, error) {
 	if spec.Linux.CgroupsPath == "" {
 		return "", fmt.Errorf("bundle %s has no linux.cgroupsPath: %w", bundle, errdefs.ErrNotFound)
 	}
-	return cgroupFSPath(spec.Linux.CgroupsPath)
+	return CgroupFSPath(spec.Linux.CgroupsPath)
 }
 
-// cgroupFSPath turns runc's cgroupsPath into a path under the hierarchies'
+// CgroupFSPath turns runc's cgroupsPath into a path under the hierarchies'
 // roots: a cgroupfs path as is, a systemd "slice:prefix:name" as systemd
 // lays it out ("<slices…>/<prefix>-<name>.scope").
-func cgroupFSPath(cgroupsPath string) (string, error) {
+func CgroupFSPath(cgroupsPath string) (string, error) {
 	if !strings.Contains(cgroupsPath, ":") {
 		return path.Clean("/" + cgroupsPath), nil
 	}
@@ -302,53 +301,4 @@ func expandSlice(slice string) (string, error) {
 		prefix += comp + "-"
 	}
 	return out, nil
-}
-
-// cpuRates turns cumulative CPU readings into usage_nano_cores: it keeps
-// the last reading per object and computes the rate over the window since.
-type cpuRates struct {
-	// minWindow: a reading closer than this to the last one returns the
-	// last rate rather than a noisy one, and is not kept.
-	minWindow time.Duration
-
-	mu   sync.Mutex
-	last map[string]cpuReading
-}
-
-type cpuReading struct {
-	at    time.Time
-	nanos uint64
-	rate  uint64
-	valid bool // rate is set
-}
-
-func newCPURates() *cpuRates {
-	return &cpuRates{minWindow: 100 * time.Millisecond, last: map[string]cpuReading{}}
-}
-
-// observe records a reading of id and returns its rate in nanocores since
-// the previous reading; ok is false for the first reading, and after the
-// counter went backwards (the cgroup was re-created).
-func (r *cpuRates) observe(id string, at time.Time, nanos uint64) (rate uint64, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	prev, had := r.last[id]
-	if had && nanos >= prev.nanos && at.Sub(prev.at) < r.minWindow && at.Sub(prev.at) >= 0 {
-		return prev.rate, prev.valid
-	}
-	cur := cpuReading{at: at, nanos: nanos}
-	if had && nanos >= prev.nanos && at.After(prev.at) {
-		window := at.Sub(prev.at)
-		cur.rate = uint64(float64(nanos-prev.nanos) / float64(window.Nanoseconds()) * 1e9)
-		cur.valid = true
-	}
-	r.last[id] = cur
-	return cur.rate, cur.valid
-}
-
-// forget drops the readings of id.
-func (r *cpuRates) forget(id string) {
-	r.mu.Lock()
-	delete(r.last, id)
-	r.mu.Unlock()
 }

@@ -1,7 +1,6 @@
-package cri
+package stats
 
 import (
-	"context"
 	"slices"
 	"time"
 
@@ -115,25 +114,21 @@ type indexedMetric struct {
 	desc *runtimeapi.MetricDescriptor
 }
 
-// ListMetricDescriptors lists the metrics ListPodSandboxMetrics returns;
-// the list is fixed for the daemon's life, as the CRI asks.
-func (s *Service) ListMetricDescriptors(context.Context, *runtimeapi.ListMetricDescriptorsRequest) (*runtimeapi.ListMetricDescriptorsResponse, error) {
+// Descriptors lists the metrics the series are built of, in a fixed
+// order: ListMetricDescriptors' answer, the same for the daemon's life, as
+// the CRI asks.
+func Descriptors() []*runtimeapi.MetricDescriptor {
 	out := make([]*runtimeapi.MetricDescriptor, 0, len(metricDefs))
 	for _, d := range metricDefs {
 		out = append(out, metricIndex[d.name].desc)
 	}
-	return &runtimeapi.ListMetricDescriptorsResponse{Descriptors: out}, nil
+	return out
 }
 
-// ListPodSandboxMetrics reports the metrics of every ready pod: per
-// container CPU, memory, processes, limits and filesystem, and per pod the
-// network of its namespace.
-func (s *Service) ListPodSandboxMetrics(ctx context.Context, _ *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error) {
-	out, err := s.podSandboxMetrics(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &runtimeapi.ListPodSandboxMetricsResponse{PodMetrics: out}, nil
+// Labels are the base label values of one object's series: container is
+// the CRI container name ("" for pod-level series), name the runtime's.
+type Labels struct {
+	Container, ID, Image, Name, Namespace, Pod string
 }
 
 // seriesBuilder collects the series of one object, all with the same base
@@ -143,9 +138,9 @@ type seriesBuilder struct {
 	out  []*runtimeapi.Metric
 }
 
-func newSeriesBuilder(container, id, image, name, namespace, pod string) *seriesBuilder {
+func newSeriesBuilder(l Labels) *seriesBuilder {
 	return &seriesBuilder{base: map[string]string{
-		"container": container, "id": id, "image": image, "name": name, "namespace": namespace, "pod": pod,
+		"container": l.Container, "id": l.ID, "image": l.Image, "name": l.Name, "namespace": l.Namespace, "pod": l.Pod,
 	}}
 }
 
@@ -169,8 +164,14 @@ func (b *seriesBuilder) add(name string, v uint64, extra ...string) {
 	b.out = append(b.out, &runtimeapi.Metric{Name: name, MetricType: im.def.typ, LabelValues: values, Value: &runtimeapi.UInt64Value{Value: v}})
 }
 
-// networkSeries is the pod-level series of its interfaces.
-func networkSeries(b *seriesBuilder, devs []netDev) {
+// NetworkSeries is the pod-level series of its interfaces.
+func NetworkSeries(l Labels, devs []NetDev) []*runtimeapi.Metric {
+	b := newSeriesBuilder(l)
+	addNetworkSeries(b, devs)
+	return b.out
+}
+
+func addNetworkSeries(b *seriesBuilder, devs []NetDev) {
 	for _, d := range devs {
 		b.add("container_network_receive_bytes_total", d.rxBytes, d.name)
 		b.add("container_network_receive_packets_total", d.rxPackets, d.name)

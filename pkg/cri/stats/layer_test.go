@@ -1,4 +1,4 @@
-package cri
+package stats
 
 import (
 	"errors"
@@ -34,7 +34,7 @@ func TestDirUsageDoesNotFollowSymlinks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bytes, inodes, err := dirUsage(layer)
+	bytes, inodes, err := DirUsage(layer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestDirUsageRacingSwaps(t *testing.T) {
 	// layer, the dir with its three files, the symlink.
 	const most = 6
 	for i := 0; i < 3000; i++ {
-		_, inodes, err := dirUsage(layer)
+		_, inodes, err := DirUsage(layer)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,15 +145,15 @@ func TestDirUsageBounds(t *testing.T) {
 		}
 	}
 	w := layerWalk{maxEntries: 4, maxDepth: 100}
-	if err := w.run(layer); !errors.Is(err, errLayerTruncated) {
-		t.Fatalf("entries bound: err = %v, want errLayerTruncated", err)
+	if err := w.run(layer); !errors.Is(err, ErrLayerTruncated) {
+		t.Fatalf("entries bound: err = %v, want ErrLayerTruncated", err)
 	}
 	if w.inodes != 5 { // the root and four entries
 		t.Errorf("entries bound: inodes = %d, want 5", w.inodes)
 	}
 	w = layerWalk{maxEntries: 100, maxDepth: 3}
-	if err := w.run(layer); !errors.Is(err, errLayerTruncated) {
-		t.Fatalf("depth bound: err = %v, want errLayerTruncated", err)
+	if err := w.run(layer); !errors.Is(err, ErrLayerTruncated) {
+		t.Fatalf("depth bound: err = %v, want ErrLayerTruncated", err)
 	}
 	// The root, ten files and d, d/d, d/d/d (levels 1-3; the third is
 	// counted, not entered).

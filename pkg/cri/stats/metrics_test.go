@@ -1,4 +1,4 @@
-package cri
+package stats
 
 import (
 	"errors"
@@ -39,12 +39,8 @@ var critestMetrics = []string{
 var critestUnimplemented = []string{"container_hugetlb_max_usage_bytes", "container_hugetlb_usage_bytes"}
 
 func TestMetricDescriptors(t *testing.T) {
-	resp, err := (&Service{}).ListMetricDescriptors(t.Context(), &runtimeapi.ListMetricDescriptorsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := map[string]*runtimeapi.MetricDescriptor{}
-	for _, d := range resp.GetDescriptors() {
+	for _, d := range Descriptors() {
 		if _, dup := got[d.GetName()]; dup {
 			t.Errorf("%s listed twice", d.GetName())
 		}
@@ -95,12 +91,12 @@ func series(ms []*runtimeapi.Metric) map[string]map[string]uint64 {
 
 func TestContainerSeries(t *testing.T) {
 	now := time.Unix(1_700_000_100, 0)
-	full := containerReading{
+	full := ContainerReading{
 		now:     now,
 		started: time.Unix(1_700_000_000, 500),
-		cg: cgroupSample{
-			cpuNanos: 3_500_000_000, memUsage: 100, memWorkingSet: 80, memRSS: 60, pgFault: 50, pgMajFault: 5, pids: 7,
-			cpuPSI: &runtimeapi.PsiStats{Some: &runtimeapi.PsiData{Total: 2e9}, Full: &runtimeapi.PsiData{Total: 1e9}},
+		cg: Sample{
+			CPUNanos: 3_500_000_000, MemUsage: 100, MemWorkingSet: 80, MemRSS: 60, PgFault: 50, PgMajFault: 5, Pids: 7,
+			CPUPSI: &runtimeapi.PsiStats{Some: &runtimeapi.PsiData{Total: 2e9}, Full: &runtimeapi.PsiData{Total: 1e9}},
 			detail: cgroupDetail{
 				cpuUserNanos: 2e9, cpuSystemNanos: 1e9, cfsPeriods: 10, cfsThrottled: 4, cfsThrottledNanos: 3e9,
 				memCache: 20, memMappedFile: 8, memSwap: 16, memKernel: 4, memFailcnt: 2, memMaxUsage: 120,
@@ -117,7 +113,7 @@ func TestContainerSeries(t *testing.T) {
 	const labelsCPU = "c,total,id1,busybox,c_pod,ns,pod"
 	for _, tc := range []struct {
 		name   string
-		in     containerReading
+		in     ContainerReading
 		want   map[string]map[string]uint64 // a subset of the series
 		absent []string
 	}{
@@ -177,7 +173,7 @@ func TestContainerSeries(t *testing.T) {
 		},
 		{
 			name: "unreadable limits, processes and layer leave their series out",
-			in:   containerReading{now: now, cg: full.cg},
+			in:   ContainerReading{now: now, cg: full.cg},
 			want: map[string]map[string]uint64{
 				"container_threads":   {base: 7},
 				"container_last_seen": {base: 1_700_000_100},
@@ -186,16 +182,15 @@ func TestContainerSeries(t *testing.T) {
 		},
 		{
 			name: "unset cpu period and quota, unlimited open files, no I/O accounting",
-			in: containerReading{now: now, cg: cgroupSample{pids: 1}, spec: &cgroupSpec{cpuShares: 2},
+			in: ContainerReading{now: now, cg: Sample{Pids: 1}, spec: &cgroupSpec{cpuShares: 2},
 				procs: &procSample{processes: 1}},
 			want:   map[string]map[string]uint64{"container_spec_cpu_shares": {base: 2}, "container_spec_memory_limit_bytes": {base: 0}},
 			absent: []string{"container_spec_cpu_period", "container_spec_cpu_quota", "container_ulimits_soft", "container_fs_reads_total", "container_blkio_device_usage_total", "container_pressure_cpu_waiting_seconds_total"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newSeriesBuilder("c", "id1", "busybox", "c_pod", "ns", "pod")
-			containerSeries(b, tc.in)
-			got := series(b.out)
+			out := ContainerSeries(Labels{Container: "c", ID: "id1", Image: "busybox", Name: "c_pod", Namespace: "ns", Pod: "pod"}, tc.in)
+			got := series(out)
 			for name, want := range tc.want {
 				for labels, v := range want {
 					if gv, ok := got[name][labels]; !ok || gv != v {
@@ -208,7 +203,7 @@ func TestContainerSeries(t *testing.T) {
 					t.Errorf("%s must be absent: %v", name, got[name])
 				}
 			}
-			for _, m := range b.out {
+			for _, m := range out {
 				if keys := metricIndex[m.GetName()].desc.GetLabelKeys(); len(keys) != len(m.GetLabelValues()) {
 					t.Errorf("%s: %d values for keys %v", m.GetName(), len(m.GetLabelValues()), keys)
 				}
@@ -218,9 +213,8 @@ func TestContainerSeries(t *testing.T) {
 }
 
 func TestNetworkSeries(t *testing.T) {
-	b := newSeriesBuilder("", "sb1", "", "sb1", "ns", "pod")
-	networkSeries(b, []netDev{{name: "eth0", rxBytes: 1, rxPackets: 2, rxErrors: 3, rxDropped: 4, txBytes: 5, txPackets: 6, txErrors: 7, txDropped: 8}})
-	got := series(b.out)
+	got := series(NetworkSeries(Labels{ID: "sb1", Name: "sb1", Namespace: "ns", Pod: "pod"},
+		[]NetDev{{name: "eth0", rxBytes: 1, rxPackets: 2, rxErrors: 3, rxDropped: 4, txBytes: 5, txPackets: 6, txErrors: 7, txDropped: 8}}))
 	const l = ",sb1,,eth0,sb1,ns,pod"
 	for name, want := range map[string]uint64{
 		"container_network_receive_bytes_total": 1, "container_network_receive_packets_total": 2,
@@ -249,7 +243,7 @@ func TestSeriesBuilderRejectsUnknown(t *testing.T) {
 					t.Fatal("want a panic")
 				}
 			}()
-			newSeriesBuilder("", "", "", "", "", "").add(tc.name, 1, tc.extra...)
+			newSeriesBuilder(Labels{}).add(tc.name, 1, tc.extra...)
 		})
 	}
 }

@@ -1,4 +1,4 @@
-package cri
+package stats
 
 import (
 	"bufio"
@@ -9,22 +9,22 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
-	"github.com/cri-runtime/cri-runtime/pkg/network"
 )
 
-// netDev is one interface's counters from /proc/<pid>/net/dev.
-type netDev struct {
+// NetDev is one interface's counters from /proc/<pid>/net/dev.
+type NetDev struct {
 	name                                    string
 	rxBytes, rxPackets, rxErrors, rxDropped uint64
 	txBytes, txPackets, txErrors, txDropped uint64
 }
 
 // usage is the interface as the CRI's stats report it.
-func (d netDev) usage() *runtimeapi.NetworkInterfaceUsage {
+func (d NetDev) usage() *runtimeapi.NetworkInterfaceUsage {
 	return &runtimeapi.NetworkInterfaceUsage{
 		Name:     d.name,
 		RxBytes:  &runtimeapi.UInt64Value{Value: d.rxBytes},
@@ -34,9 +34,9 @@ func (d netDev) usage() *runtimeapi.NetworkInterfaceUsage {
 	}
 }
 
-// readNetDev reads /proc/<pid>/net/dev: the interfaces of the process's
+// ReadNetDev reads /proc/<pid>/net/dev: the interfaces of the process's
 // network namespace, loopback left out (as cAdvisor leaves it out).
-func readNetDev(pid int) ([]netDev, error) {
+func ReadNetDev(pid int) ([]NetDev, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", pid))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -48,47 +48,40 @@ func readNetDev(pid int) ([]netDev, error) {
 	return parseNetDev(f)
 }
 
-// readNetDevIn reads the interfaces of a pinned network namespace, from a
-// thread that has entered it: /proc/thread-self/net/dev is the thread's
-// namespace's (a pod without a pause has no process to read them through).
-func readNetDevIn(netnsPath string) ([]netDev, error) {
-	ns, err := network.LoadNetNS(netnsPath)
+// ReadThreadNetDev reads /proc/thread-self/net/dev: the interfaces of the
+// calling thread's network namespace, for a thread that has entered a
+// pinned one (a pod without a pause has no process to read them through).
+func ReadThreadNetDev() ([]NetDev, error) {
+	data, err := os.ReadFile("/proc/thread-self/net/dev")
 	if err != nil {
 		return nil, err
 	}
-	var out []netDev
-	err = ns.Do(func() error {
-		data, err := os.ReadFile("/proc/thread-self/net/dev")
-		if err != nil {
-			return err
-		}
-		out, err = parseNetDev(bytes.NewReader(data))
-		return err
-	})
-	return out, err
+	return parseNetDev(bytes.NewReader(data))
 }
 
-// podNetDevs reads a pod's interfaces: through its pause, or its pinned
-// netns when it has none.
-func podNetDevs(sb *sandbox) ([]netDev, error) {
-	if sb.Meta.NoPause {
-		if sb.Meta.NetNSPath == "" {
-			return nil, fmt.Errorf("pod sandbox %s has no network namespace: %w", sb.Meta.ID, errdefs.ErrNotFound)
+// NetworkUsage is a pod's interfaces as PodSandboxStats reports them:
+// eth0, which CNI plugins create, as the default interface.
+func NetworkUsage(devs []NetDev, at time.Time) *runtimeapi.NetworkUsage {
+	out := &runtimeapi.NetworkUsage{Timestamp: at.UnixNano()}
+	for _, d := range devs {
+		if d.name == defaultInterface {
+			out.DefaultInterface = d.usage()
+			continue
 		}
-		return readNetDevIn(sb.Meta.NetNSPath)
+		out.Interfaces = append(out.Interfaces, d.usage())
 	}
-	pid := sb.Status().Pid
-	if pid <= 0 {
-		return nil, fmt.Errorf("pod sandbox %s has no pause: %w", sb.Meta.ID, errdefs.ErrNotFound)
-	}
-	return readNetDev(pid)
+	return out
 }
+
+// defaultInterface is the pod interface CNI plugins create, reported as the
+// network's default interface.
+const defaultInterface = "eth0"
 
 // parseNetDev parses the net/dev format: two header lines, then
 // "name: rx_bytes rx_packets rx_errs rx_drop rx_fifo rx_frame rx_compressed
 // rx_multicast tx_bytes tx_packets tx_errs tx_drop …".
-func parseNetDev(r io.Reader) ([]netDev, error) {
-	var out []netDev
+func parseNetDev(r io.Reader) ([]NetDev, error) {
+	var out []NetDev
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		name, rest, ok := strings.Cut(sc.Text(), ":")
@@ -100,7 +93,7 @@ func parseNetDev(r io.Reader) ([]netDev, error) {
 		if len(f) < 12 {
 			return nil, fmt.Errorf("net/dev: short line for %s", name)
 		}
-		d := netDev{name: name}
+		d := NetDev{name: name}
 		for idx, dst := range map[int]*uint64{
 			0: &d.rxBytes, 1: &d.rxPackets, 2: &d.rxErrors, 3: &d.rxDropped,
 			8: &d.txBytes, 9: &d.txPackets, 10: &d.txErrors, 11: &d.txDropped,

@@ -1,10 +1,14 @@
-package cri
+package stats
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
 )
 
 // The writable layer's usage is walked on the host, in a tree the
@@ -16,26 +20,52 @@ import (
 // swapped between its stat and its open is skipped. It is bounded: at
 // most maxLayerEntries entries and maxLayerDepth levels (one open fd per
 // level); past either it stops and reports what it counted, a lower
-// bound, with errLayerTruncated.
+// bound, with ErrLayerTruncated.
 const (
 	maxLayerEntries = 1 << 20
 	maxLayerDepth   = 256
 )
 
-// errLayerTruncated: the walk hit its bounds; the counts are a lower bound.
-var errLayerTruncated = errors.New("writable layer walk stopped at its bounds")
+// ErrLayerTruncated: the walk hit its bounds; the counts are a lower bound.
+var ErrLayerTruncated = errors.New("writable layer walk stopped at its bounds")
 
-// dirUsage is the disk use of the tree at root: bytes allocated
+// DirUsage is the disk use of the tree at root: bytes allocated
 // (st_blocks, so sparse files count what they use) and inodes, each hard
 // link counted once. A missing root is empty; entries that vanish during
-// the walk are skipped. With errLayerTruncated the counts are still set.
-func dirUsage(root string) (bytes, inodes uint64, err error) {
+// the walk are skipped. With ErrLayerTruncated the counts are still set.
+func DirUsage(root string) (bytes, inodes uint64, err error) {
 	w := layerWalk{maxEntries: maxLayerEntries, maxDepth: maxLayerDepth}
 	err = w.run(root)
 	return w.bytes, w.inodes, err
 }
 
-// layerWalk is one walk of dirUsage.
+// WritableLayer is a container's writable layer (upper) as ContainerStats
+// reports it, on the filesystem mounted at mountpoint; nil if it could not
+// be measured.
+func WritableLayer(ctx context.Context, containerID, upper, mountpoint string, at time.Time) *runtimeapi.FilesystemUsage {
+	used, inodes, ok := measureLayer(ctx, containerID, upper)
+	if !ok {
+		return nil
+	}
+	return &runtimeapi.FilesystemUsage{
+		Timestamp:  at.UnixNano(),
+		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: mountpoint},
+		UsedBytes:  &runtimeapi.UInt64Value{Value: used},
+		InodesUsed: &runtimeapi.UInt64Value{Value: inodes},
+	}
+}
+
+// measureLayer is DirUsage as a best-effort figure: a failure is logged,
+// and a walk cut short at its bounds still reports what it counted.
+func measureLayer(ctx context.Context, containerID, upper string) (used, inodes uint64, ok bool) {
+	used, inodes, err := DirUsage(upper)
+	if err != nil {
+		klog.FromContext(ctx).V(4).Info("Could not measure a writable layer", "containerID", containerID, "path", upper, "err", err)
+	}
+	return used, inodes, err == nil || errors.Is(err, ErrLayerTruncated)
+}
+
+// layerWalk is one walk of DirUsage.
 type layerWalk struct {
 	maxEntries, maxDepth int
 	// beforeOpen, when set (tests), runs between an entry's stat and the
@@ -71,7 +101,7 @@ func (w *layerWalk) run(root string) error {
 		return fmt.Errorf("walk %s: %w", root, err)
 	}
 	if w.truncated {
-		return fmt.Errorf("%s: %w (%d entries, %d levels)", root, errLayerTruncated, w.maxEntries, w.maxDepth)
+		return fmt.Errorf("%s: %w (%d entries, %d levels)", root, ErrLayerTruncated, w.maxEntries, w.maxDepth)
 	}
 	return nil
 }

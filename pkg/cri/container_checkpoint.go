@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -34,25 +35,31 @@ func (s *Service) CheckpointContainer(ctx context.Context, r *runtimeapi.Checkpo
 		c.Meta.ID, s.criuCheck(ctx), errdefs.ErrNotImplemented)
 }
 
+// criuProbe remembers the outcome of `criu check`, run once per daemon.
+type criuProbe struct {
+	once   sync.Once
+	result string
+}
+
 // criuCheck runs `criu check` once per daemon and describes its outcome.
 func (s *Service) criuCheck(ctx context.Context) string {
-	o := s.observer()
-	o.criuOnce.Do(func() {
+	p := &s.criu
+	p.once.Do(func() {
 		path, err := exec.LookPath("criu")
 		if err != nil {
-			o.criuResult = "criu is not installed"
+			p.result = "criu is not installed"
 			return
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 		defer cancel()
 		out, err := exec.CommandContext(cctx, path, "check").CombinedOutput()
 		if err != nil {
-			o.criuResult = fmt.Sprintf("`criu check` fails on this host (%v): %s", err, lastLines(string(out), 2))
+			p.result = fmt.Sprintf("`criu check` fails on this host (%v): %s", err, lastLines(string(out), 2))
 			return
 		}
-		o.criuResult = "`criu check` passes on this host: " + lastLines(string(out), 1)
+		p.result = "`criu check` passes on this host: " + lastLines(string(out), 1)
 	})
-	return o.criuResult
+	return p.result
 }
 
 func lastLines(s string, n int) string {

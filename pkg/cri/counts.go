@@ -31,9 +31,8 @@ func (s *Service) Counts() Counts {
 	for _, ctr := range s.containers.List() {
 		c.Containers[containerStateName(ctr.Status().State())]++
 	}
-	ev := s.observer().events
-	c.EventSubscribersCutOff = ev.cutOff.Load()
-	c.EventsReplayed = ev.replayed.Load()
+	c.EventSubscribersCutOff = s.broadcast.CutOff()
+	c.EventsReplayed = s.broadcast.Replayed()
 	return c
 }
 

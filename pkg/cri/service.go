@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/events"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/index"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
@@ -108,8 +109,9 @@ type Service struct {
 	nri    *nri.Adapter
 
 	events    <-chan runtime.Event
-	obs       *observer      // CRI event subscribers
-	usage     *stats.Tracker // what stats remember between calls
+	broadcast *events.Broadcaster // GetContainerEvents
+	usage     *stats.Tracker      // what stats remember between calls
+	criu      criuProbe
 	stream    *streamServer
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -154,7 +156,7 @@ func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager
 		oomFloor:       ownOOMScoreAdj(),
 		ownCaps:        ownCapabilities(),
 		hugetlb:        hugetlbControllerAvailable(),
-		obs:            newObserver(),
+		broadcast:      events.New(events.DefaultBuffer),
 		usage:          stats.NewTracker(),
 	}
 	for _, o := range opts {
@@ -206,7 +208,7 @@ func (s *Service) Start(ctx context.Context) error {
 	for name := range s.cfg.Runtimes {
 		s.features(name)
 	}
-	s.observer().events.restoreDone()
+	s.broadcast.RestoreDone()
 	s.ready.Store(true)
 	return nil
 }
@@ -217,7 +219,7 @@ func (s *Service) Start(ctx context.Context) error {
 // It may be called more than once.
 func (s *Service) Close() {
 	s.closeOnce.Do(func() {
-		s.obs.events.close()
+		s.broadcast.Close()
 		s.cancel()
 		s.nri.Stop()
 		s.stream.stop()

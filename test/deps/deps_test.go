@@ -77,6 +77,12 @@ var rules = []rule{
 		source: "docs/architecture.md (cgroup, /proc and layer readers and the metric series; no task runtime)",
 	},
 	{
+		pkgs: "pkg/cri/events",
+		ours: []string{"pkg/errdefs"}, oursDeep: true,
+		deny:   []string{goRunc, bbolt},
+		source: "docs/architecture.md (the container event broadcaster; no task runtime)",
+	},
+	{
 		pkgs: "pkg/cri/...",
 		// pkg/nri: the facade's NRI adapter, docs/nri.md.
 		ours:       []string{"pkg/runtime", "pkg/image", "pkg/network", "pkg/store", "pkg/errdefs/...", "pkg/nri", "pkg/confval"},

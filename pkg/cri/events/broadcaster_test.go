@@ -1,11 +1,21 @@
-package cri
+package events
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+const (
+	evCreated = runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT
+	evStarted = runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT
+	evStopped = runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT
+	evDeleted = runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT
 )
 
 func ev(id string, typ runtimeapi.ContainerEventType) *runtimeapi.ContainerEventResponse {
@@ -14,7 +24,7 @@ func ev(id string, typ runtimeapi.ContainerEventType) *runtimeapi.ContainerEvent
 
 func TestBroadcasterEverySubscriberGetsEveryEvent(t *testing.T) {
 	const subs, events = 5, 200
-	b := newEventBroadcaster(events)
+	b := New(events)
 	var wg sync.WaitGroup
 	got := make([][]string, subs)
 	for i := range subs {
@@ -38,7 +48,7 @@ func TestBroadcasterEverySubscriberGetsEveryEvent(t *testing.T) {
 		}()
 	}
 	for n := range events {
-		b.publish(ev(string(rune('a'+n%26)), evCreated))
+		b.Publish(ev(string(rune('a'+n%26)), evCreated))
 	}
 	wg.Wait()
 	for i := range subs {
@@ -51,16 +61,16 @@ func TestBroadcasterEverySubscriberGetsEveryEvent(t *testing.T) {
 			}
 		}
 	}
-	if b.cutOff.Load() != 0 || b.subscribers() != 0 {
-		t.Fatalf("cut off %d, left %d", b.cutOff.Load(), b.subscribers())
+	if b.cutOff.Load() != 0 || b.Subscribers() != 0 {
+		t.Fatalf("cut off %d, left %d", b.cutOff.Load(), b.Subscribers())
 	}
 }
 
 func TestBroadcasterCutsOffSlowSubscriber(t *testing.T) {
-	b := newEventBroadcaster(4)
+	b := New(4)
 	slow, fast := b.subscribe(), b.subscribe()
 	for i := range 10 {
-		b.publish(ev("c", runtimeapi.ContainerEventType(i%4)))
+		b.Publish(ev("c", runtimeapi.ContainerEventType(i%4)))
 		// The fast subscriber keeps up: it reads each event at once.
 		select {
 		case e := <-fast.ch:
@@ -82,63 +92,14 @@ func TestBroadcasterCutsOffSlowSubscriber(t *testing.T) {
 	if got := len(slow.ch); got != 4 {
 		t.Fatalf("the slow subscriber holds %d events, want its full buffer of 4", got)
 	}
-	if b.subscribers() != 1 {
-		t.Fatalf("%d subscribers left, want the fast one", b.subscribers())
+	if b.Subscribers() != 1 {
+		t.Fatalf("%d subscribers left, want the fast one", b.Subscribers())
 	}
 	// Publishing after the cut neither blocks nor panics, and a late
 	// unsubscribe of the cut one is harmless.
-	b.publish(ev("c", evDeleted))
+	b.Publish(ev("c", evDeleted))
 	b.unsubscribe(slow)
 	b.unsubscribe(fast)
-}
-
-func TestEventStagesOrder(t *testing.T) {
-	type step struct {
-		typ  runtimeapi.ContainerEventType
-		want []runtimeapi.ContainerEventType
-	}
-	for _, tc := range []struct {
-		name  string
-		steps []step
-	}{
-		{"full lifecycle", []step{{evCreated, []runtimeapi.ContainerEventType{evCreated}}, {evStarted, []runtimeapi.ContainerEventType{evStarted}}, {evStopped, []runtimeapi.ContainerEventType{evStopped}}, {evDeleted, []runtimeapi.ContainerEventType{evDeleted}}}},
-		{"stopped twice (exit handler and removal)", []step{{evCreated, []runtimeapi.ContainerEventType{evCreated}}, {evStopped, []runtimeapi.ContainerEventType{evStopped}}, {evStopped, nil}}},
-		{"deleted without a stop sends STOPPED first", []step{{evCreated, []runtimeapi.ContainerEventType{evCreated}}, {evStarted, []runtimeapi.ContainerEventType{evStarted}}, {evDeleted, []runtimeapi.ContainerEventType{evStopped, evDeleted}}}},
-		{"nothing after DELETED", []step{{evCreated, []runtimeapi.ContainerEventType{evCreated}}, {evDeleted, []runtimeapi.ContainerEventType{evStopped, evDeleted}}, {evStopped, nil}, {evDeleted, nil}, {evStarted, nil}}},
-		{"no STARTED after STOPPED", []step{{evCreated, []runtimeapi.ContainerEventType{evCreated}}, {evStopped, []runtimeapi.ContainerEventType{evStopped}}, {evStarted, nil}}},
-		{"restored object: first event seen is STOPPED", []step{{evStopped, []runtimeapi.ContainerEventType{evStopped}}, {evDeleted, []runtimeapi.ContainerEventType{evDeleted}}}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEventStages()
-			for i, s := range tc.steps {
-				var got []runtimeapi.ContainerEventType
-				e.emit("c", s.typ, func(t runtimeapi.ContainerEventType) { got = append(got, t) })
-				if len(got) != len(s.want) {
-					t.Fatalf("step %d (%s): sent %v, want %v", i, s.typ, got, s.want)
-				}
-				for j := range got {
-					if got[j] != s.want[j] {
-						t.Fatalf("step %d (%s): sent %v, want %v", i, s.typ, got, s.want)
-					}
-				}
-			}
-		})
-	}
-}
-
-func TestEventStagesPrunesTombstones(t *testing.T) {
-	e := newEventStages()
-	e.tombstoneTTL = 0
-	noop := func(runtimeapi.ContainerEventType) {}
-	e.emit("a", evDeleted, noop)
-	time.Sleep(time.Millisecond)
-	e.emit("b", evDeleted, noop)
-	e.mu.Lock()
-	_, hasA := e.seen["a"]
-	e.mu.Unlock()
-	if hasA {
-		t.Fatal("an expired tombstone was kept")
-	}
 }
 
 // TestBroadcasterReplaysRestoreEvents: what is published while the daemon
@@ -146,11 +107,11 @@ func TestEventStagesPrunesTombstones(t *testing.T) {
 // after; live events after restore, and the restore events once the window
 // has passed, do not.
 func TestBroadcasterReplaysRestoreEvents(t *testing.T) {
-	b := newEventBroadcaster(8)
+	b := New(8)
 	restored := &runtimeapi.ContainerEventResponse{ContainerId: "exited-while-down"}
-	b.publish(restored)
-	b.restoreDone()
-	b.publish(&runtimeapi.ContainerEventResponse{ContainerId: "live"})
+	b.Publish(restored)
+	b.RestoreDone()
+	b.Publish(&runtimeapi.ContainerEventResponse{ContainerId: "live"})
 
 	sub := b.subscribe()
 	select {
@@ -181,5 +142,38 @@ func TestBroadcasterReplaysRestoreEvents(t *testing.T) {
 	}
 	if n := b.replayed.Load(); n != 1 {
 		t.Errorf("replayed counts %d events after a late subscriber, want still 1", n)
+	}
+}
+
+// TestServeEnds: a stream that falls a whole buffer behind ends with
+// ResourceExhausted, one of a closed Broadcaster with Unavailable.
+func TestServeEnds(t *testing.T) {
+	b := New(2)
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Serve(t.Context(), func(*runtimeapi.ContainerEventResponse) error {
+			once.Do(func() { close(started) })
+			<-release // a slow client
+			return nil
+		})
+	}()
+	for b.Subscribers() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	b.Publish(ev("a", evCreated))
+	<-started
+	for range 3 {
+		b.Publish(ev("a", evCreated))
+	}
+	close(release)
+	if err := <-done; !errdefs.IsResourceExhausted(err) {
+		t.Fatalf("a cut-off stream ended with %v, want ResourceExhausted", err)
+	}
+
+	b.Close()
+	if err := b.Serve(t.Context(), func(*runtimeapi.ContainerEventResponse) error { return nil }); !errors.Is(err, ErrClosed) || !errdefs.IsUnavailable(err) {
+		t.Fatalf("a stream of a closed broadcaster ended with %v, want ErrClosed (Unavailable)", err)
 	}
 }

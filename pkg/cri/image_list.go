@@ -3,8 +3,10 @@ package cri
 import (
 	"context"
 
+	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
@@ -31,4 +33,15 @@ func (s *Service) ListImages(ctx context.Context, r *runtimeapi.ListImagesReques
 		out = append(out, toCRIImage(img))
 	}
 	return &runtimeapi.ListImagesResponse{Images: out}, nil
+}
+
+// StreamImages is ListImages in chunks.
+func (s *Service) StreamImages(r *runtimeapi.StreamImagesRequest, srv grpc.ServerStreamingServer[runtimeapi.StreamImagesResponse]) error {
+	resp, err := s.ListImages(srv.Context(), &runtimeapi.ListImagesRequest{Filter: r.GetFilter()})
+	if err != nil {
+		return err
+	}
+	return stream.SendChunks(resp.GetImages(), func(c []*runtimeapi.Image) *runtimeapi.StreamImagesResponse {
+		return &runtimeapi.StreamImagesResponse{Images: c}
+	}, srv.Send)
 }

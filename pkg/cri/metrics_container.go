@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
@@ -27,6 +29,17 @@ func (s *Service) ListPodSandboxMetrics(ctx context.Context, _ *runtimeapi.ListP
 		return nil, err
 	}
 	return &runtimeapi.ListPodSandboxMetricsResponse{PodMetrics: out}, nil
+}
+
+// StreamPodSandboxMetrics is ListPodSandboxMetrics in chunks.
+func (s *Service) StreamPodSandboxMetrics(_ *runtimeapi.StreamPodSandboxMetricsRequest, srv grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxMetricsResponse]) error {
+	items, err := s.podSandboxMetrics(srv.Context())
+	if err != nil {
+		return err
+	}
+	return stream.SendChunks(items, func(c []*runtimeapi.PodSandboxMetrics) *runtimeapi.StreamPodSandboxMetricsResponse {
+		return &runtimeapi.StreamPodSandboxMetricsResponse{PodSandboxMetrics: c}
+	}, srv.Send)
 }
 
 // podSandboxMetrics reads every ready pod: the network of its namespace,

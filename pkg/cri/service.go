@@ -21,6 +21,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/cri/events"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/index"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/network"
@@ -112,7 +113,7 @@ type Service struct {
 	broadcast *events.Broadcaster // GetContainerEvents
 	usage     *stats.Tracker      // what stats remember between calls
 	criu      criuProbe
-	stream    *streamServer
+	stream    *stream.Server
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 	ready     atomic.Bool
@@ -222,7 +223,7 @@ func (s *Service) Close() {
 		s.broadcast.Close()
 		s.cancel()
 		s.nri.Stop()
-		s.stream.stop()
+		s.stream.Stop()
 	})
 }
 

@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 )
@@ -124,4 +126,15 @@ func (s *Service) taskCgroup(id string) (string, error) {
 // once per task.
 func (s *Service) taskCgroupPath(t *runtime.Task) (string, error) {
 	return s.usage.CgroupPath(t.ID(), t.Bundle())
+}
+
+// StreamContainerStats is ListContainerStats in chunks.
+func (s *Service) StreamContainerStats(r *runtimeapi.StreamContainerStatsRequest, srv grpc.ServerStreamingServer[runtimeapi.StreamContainerStatsResponse]) error {
+	items, err := s.listContainerStats(srv.Context(), r.GetFilter())
+	if err != nil {
+		return err
+	}
+	return stream.SendChunks(items, func(c []*runtimeapi.ContainerStats) *runtimeapi.StreamContainerStatsResponse {
+		return &runtimeapi.StreamContainerStatsResponse{ContainerStats: c}
+	}, srv.Send)
 }

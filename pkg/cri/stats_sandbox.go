@@ -7,10 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/network"
 )
@@ -194,4 +196,15 @@ func podNetDevs(sb *sandbox) ([]stats.NetDev, error) {
 		return nil, fmt.Errorf("pod sandbox %s has no pause: %w", sb.Meta.ID, errdefs.ErrNotFound)
 	}
 	return stats.ReadNetDev(pid)
+}
+
+// StreamPodSandboxStats is ListPodSandboxStats in chunks.
+func (s *Service) StreamPodSandboxStats(r *runtimeapi.StreamPodSandboxStatsRequest, srv grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxStatsResponse]) error {
+	items, err := s.listSandboxStats(srv.Context(), r.GetFilter())
+	if err != nil {
+		return err
+	}
+	return stream.SendChunks(items, func(c []*runtimeapi.PodSandboxStats) *runtimeapi.StreamPodSandboxStatsResponse {
+		return &runtimeapi.StreamPodSandboxStatsResponse{PodSandboxStats: c}
+	}, srv.Send)
 }

@@ -83,6 +83,12 @@ var rules = []rule{
 		source: "docs/architecture.md (the container event broadcaster; no task runtime)",
 	},
 	{
+		pkgs: "pkg/cri/stream",
+		ours: []string{"pkg/errdefs", "pkg/network"}, oursDeep: true,
+		deny:   []string{goRunc, bbolt},
+		source: "docs/architecture.md (the streaming server and exec plumbing, over interfaces pkg/cri implements)",
+	},
+	{
 		pkgs: "pkg/cri/...",
 		// pkg/nri: the facade's NRI adapter, docs/nri.md.
 		ours:       []string{"pkg/runtime", "pkg/image", "pkg/network", "pkg/store", "pkg/errdefs/...", "pkg/nri", "pkg/confval"},

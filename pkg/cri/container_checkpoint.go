@@ -3,10 +3,6 @@ package cri
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"strings"
-	"sync"
-	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -35,37 +31,5 @@ func (s *Service) CheckpointContainer(ctx context.Context, r *runtimeapi.Checkpo
 		c.Meta.ID, s.criuCheck(ctx), errdefs.ErrNotImplemented)
 }
 
-// criuProbe remembers the outcome of `criu check`, run once per daemon.
-type criuProbe struct {
-	once   sync.Once
-	result string
-}
-
 // criuCheck runs `criu check` once per daemon and describes its outcome.
-func (s *Service) criuCheck(ctx context.Context) string {
-	p := &s.criu
-	p.once.Do(func() {
-		path, err := exec.LookPath("criu")
-		if err != nil {
-			p.result = "criu is not installed"
-			return
-		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(cctx, path, "check").CombinedOutput()
-		if err != nil {
-			p.result = fmt.Sprintf("`criu check` fails on this host (%v): %s", err, lastLines(string(out), 2))
-			return
-		}
-		p.result = "`criu check` passes on this host: " + lastLines(string(out), 1)
-	})
-	return p.result
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " / ")
-}
+func (s *Service) criuCheck(ctx context.Context) string { return s.criu.Check(ctx) }

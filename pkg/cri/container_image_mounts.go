@@ -14,16 +14,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/host"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
@@ -32,10 +31,6 @@ type imageVolume struct {
 	Index   int    `json:"index"` // in config.mounts
 	ImageID string `json:"imageID"`
 }
-
-// maxSubPathLinks bounds the symlinks followed while resolving a sub path
-// (the kernel's MAXSYMLINKS).
-const maxSubPathLinks = 40
 
 func imageMountID(containerID string, index int) string {
 	return containerID + "-" + strconv.Itoa(index)
@@ -64,10 +59,10 @@ func (s *Service) mountImageVolumes(ctx context.Context, meta *containerMeta, gi
 	// The views are mounted one level below a dir private to root, or to
 	// the pod's root (hostdirs.go): an image's set-uid files are no host
 	// user's to run.
-	if err := ensureSharedDir(s.imageMountsParentDir()); err != nil {
+	if err := host.EnsureSharedDir(s.imageMountsParentDir()); err != nil {
 		return nil, err
 	}
-	if err := ensurePrivateDir(s.imageMountsDir(meta.ID), gid); err != nil {
+	if err := host.EnsurePrivateDir(s.imageMountsDir(meta.ID), gid); err != nil {
 		return nil, err
 	}
 	undo.add("remove image mounts dir", func(context.Context) error { return os.Remove(s.imageMountsDir(meta.ID)) })
@@ -90,20 +85,20 @@ func (s *Service) mountImageVolumes(ctx context.Context, meta *containerMeta, gi
 		}
 		undo.add("release image mount", func(ctx context.Context) error { return s.images.RemoveImageMount(ctx, id) })
 		target := s.imageMountTarget(meta.ID, i)
-		if err := os.Mkdir(target, privateDirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := os.Mkdir(target, host.PrivateDirMode); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
-		undo.add("unmount image volume", func(context.Context) error { return unmountAndRemove(target) })
+		undo.add("unmount image volume", func(context.Context) error { return host.UnmountAndRemove(target) })
 		for _, mnt := range mounts {
 			if err := mnt.Mount(target); err != nil {
 				return nil, fmt.Errorf("mount image volume config.mounts[%d]: %w", i, err)
 			}
 		}
-		host, err := resolveSubPath(target, m.GetImageSubPath())
+		hostPath, err := host.ResolveSubPath(target, m.GetImageSubPath())
 		if err != nil {
 			return nil, fmt.Errorf("config.mounts[%d].image_sub_path: %w", i, err)
 		}
-		m.HostPath, m.Readonly, m.Propagation = host, true, runtimeapi.MountPropagation_PROPAGATION_PRIVATE
+		m.HostPath, m.Readonly, m.Propagation = hostPath, true, runtimeapi.MountPropagation_PROPAGATION_PRIVATE
 		m.Image, m.ImageSubPath = nil, ""
 		meta.ImageVolumes = append(meta.ImageVolumes, imageVolume{Index: i, ImageID: img.ID})
 	}
@@ -136,93 +131,10 @@ func validateImageVolume(i int, m *runtimeapi.Mount) error {
 	if !m.GetReadonly() {
 		return fmt.Errorf("config.mounts[%d].readonly is false: an image volume is read-only: %w", i, errdefs.ErrInvalidArgument)
 	}
-	if _, err := cleanSubPath(m.GetImageSubPath()); err != nil {
+	if _, err := host.CleanSubPath(m.GetImageSubPath()); err != nil {
 		return fmt.Errorf("config.mounts[%d].image_sub_path: %w", i, err)
 	}
 	return nil
-}
-
-// cleanSubPath cleans a sub path lexically; "" and "." are the view's
-// root (""). Absolute paths, NUL bytes and paths that climb out ("..",
-// "a/../../x") are InvalidArgument.
-func cleanSubPath(sub string) (string, error) {
-	if sub == "" {
-		return "", nil
-	}
-	if strings.ContainsRune(sub, 0) || path.IsAbs(sub) {
-		return "", fmt.Errorf("%q must be a relative path: %w", sub, errdefs.ErrInvalidArgument)
-	}
-	c := path.Clean(sub)
-	if c == ".." || strings.HasPrefix(c, "../") {
-		return "", fmt.Errorf("%q escapes the image: %w", sub, errdefs.ErrInvalidArgument)
-	}
-	if c == "." {
-		return "", nil
-	}
-	return c, nil
-}
-
-// resolveSubPath resolves sub inside the view mounted at root, following
-// symlinks the way the image's own root would: an absolute target starts
-// again from root (as securejoin does), but a ".." that would climb above
-// root is refused rather than clamped. The result must be an existing
-// directory. The view is read-only, so what is resolved stays as it is.
-// (spec.ResolveInRoot, used for image files, clamps such a ".." instead:
-// an image_sub_path must fail rather than quietly name another dir.)
-func resolveSubPath(root, sub string) (string, error) {
-	clean, err := cleanSubPath(sub)
-	if err != nil {
-		return "", err
-	}
-	var resolved []string
-	pending := strings.Split(clean, "/")
-	links := 0
-	for len(pending) > 0 {
-		c := pending[0]
-		pending = pending[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(resolved) == 0 {
-				return "", fmt.Errorf("%q escapes the image through a symlink: %w", sub, errdefs.ErrInvalidArgument)
-			}
-			resolved = resolved[:len(resolved)-1]
-			continue
-		}
-		p := filepath.Join(root, filepath.Join(append(resolved, c)...))
-		fi, err := os.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			return "", fmt.Errorf("%q does not exist in the image: %w", sub, errdefs.ErrInvalidArgument)
-		}
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			resolved = append(resolved, c)
-			continue
-		}
-		if links++; links > maxSubPathLinks {
-			return "", fmt.Errorf("%q: too many levels of symlinks: %w", sub, errdefs.ErrInvalidArgument)
-		}
-		target, err := os.Readlink(p)
-		if err != nil {
-			return "", err
-		}
-		if path.IsAbs(target) {
-			resolved = nil
-		}
-		pending = append(strings.Split(target, "/"), pending...)
-	}
-	p := filepath.Join(root, filepath.Join(resolved...))
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return "", err
-	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("%q is not a directory: %w", sub, errdefs.ErrInvalidArgument)
-	}
-	return p, nil
 }
 
 // releaseImageVolumes unmounts the container's image volume views and
@@ -230,7 +142,7 @@ func resolveSubPath(root, sub string) (string, error) {
 // reboot empties the state dir; the image service's records stay).
 func (s *Service) releaseImageVolumes(ctx context.Context, m containerMeta) error {
 	for _, v := range m.ImageVolumes {
-		if err := unmountAndRemove(s.imageMountTarget(m.ID, v.Index)); err != nil {
+		if err := host.UnmountAndRemove(s.imageMountTarget(m.ID, v.Index)); err != nil {
 			return err
 		}
 		if err := s.images.RemoveImageMount(ctx, imageMountID(m.ID, v.Index)); err != nil {
@@ -285,7 +197,7 @@ func (s *Service) removeOrphanImageMounts(ctx context.Context) {
 			logger.Info("Removing image volume mounts that belong to no container", "path", dir)
 			views, _ := os.ReadDir(dir)
 			for _, v := range views {
-				if err := unmountAndRemove(filepath.Join(dir, v.Name())); err != nil {
+				if err := host.UnmountAndRemove(filepath.Join(dir, v.Name())); err != nil {
 					logger.Error(err, "Failed to unmount an orphan image volume", "path", filepath.Join(dir, v.Name()))
 				}
 			}

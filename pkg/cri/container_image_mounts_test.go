@@ -1,8 +1,6 @@
 package cri
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,81 +9,6 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
-
-// viewTree builds a small image view: a/b/, etc/, a file, and symlinks
-// that stay inside, climb out, or loop.
-func viewTree(t *testing.T) string {
-	t.Helper()
-	root := t.TempDir()
-	for _, d := range []string{"a/b", "etc", "usr/lib"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(root, "file"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	links := map[string]string{
-		"lib":      "usr/lib",     // relative, inside
-		"a/up":     "../etc",      // relative, inside
-		"abs":      "/etc",        // absolute: from the view's root
-		"esc":      "../../..",    // climbs out
-		"a/esc":    "../../etc",   // climbs out from a subdir
-		"loop":     "loop",        // a cycle
-		"dangling": "nonexistent", // target missing
-	}
-	for name, target := range links {
-		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
-
-func TestResolveSubPath(t *testing.T) {
-	root := viewTree(t)
-	for _, tc := range []struct {
-		name, sub string
-		want      string // relative to root; "" with wantErr unset means root
-		wantErr   bool
-	}{
-		{name: "empty is the root", sub: ""},
-		{name: "dot is the root", sub: "."},
-		{name: "nested dir", sub: "a/b", want: "a/b"},
-		{name: "cleaned", sub: "a//b/./", want: "a/b"},
-		{name: "dot-dot that stays inside", sub: "a/../etc", want: "etc"},
-		{name: "absolute", sub: "/etc", wantErr: true},
-		{name: "dot-dot", sub: "../..", wantErr: true},
-		{name: "dot-dot after a dir", sub: "a/../../x", wantErr: true},
-		{name: "symlink inside", sub: "lib", want: "usr/lib"},
-		{name: "relative symlink inside", sub: "a/up", want: "etc"},
-		{name: "absolute symlink from the view's root", sub: "abs", want: "etc"},
-		{name: "symlink escaping", sub: "esc", wantErr: true},
-		{name: "symlink escaping from a subdir", sub: "a/esc", wantErr: true},
-		{name: "symlink loop", sub: "loop", wantErr: true},
-		{name: "missing", sub: "not-existing", wantErr: true},
-		{name: "dangling symlink", sub: "dangling", wantErr: true},
-		{name: "through a file", sub: "file/x", wantErr: true},
-		{name: "a file", sub: "file", wantErr: true},
-		{name: "NUL", sub: "a\x00b", wantErr: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := resolveSubPath(root, tc.sub)
-			if tc.wantErr {
-				if !errdefs.IsInvalidArgument(err) {
-					t.Fatalf("resolveSubPath(%q) = %q, %v; want InvalidArgument", tc.sub, got, err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("resolveSubPath(%q): %v", tc.sub, err)
-			}
-			if want := filepath.Join(root, tc.want); got != want {
-				t.Errorf("resolveSubPath(%q) = %q, want %q", tc.sub, got, want)
-			}
-		})
-	}
-}
 
 func TestValidateImageVolume(t *testing.T) {
 	img := &runtimeapi.ImageSpec{Image: "sha256:abc"}

@@ -8,10 +8,7 @@ package cri
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -19,6 +16,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/events"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/host"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/index"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
@@ -92,7 +90,7 @@ type Service struct {
 	ownCaps []string
 	// hugetlb: the host has a hugetlb cgroup controller runc can use.
 	hugetlb bool
-	// featureProbes caches each handler's probe: binary+root → func() handlerFeatures.
+	// featureProbes caches each handler's probe: binary+root → func() host.Features.
 	featureProbes sync.Map
 
 	tasks   taskRuntime
@@ -112,7 +110,7 @@ type Service struct {
 	events    <-chan runtime.Event
 	broadcast *events.Broadcaster // GetContainerEvents
 	usage     *stats.Tracker      // what stats remember between calls
-	criu      criuProbe
+	criu      host.CRIU
 	stream    *stream.Server
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -154,9 +152,9 @@ func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager
 		sandboxNames:   index.NewNames("pod sandbox"),
 		containers:     index.New("container", func(c *container) string { return c.Meta.ID }),
 		containerNames: index.NewNames("container"),
-		oomFloor:       ownOOMScoreAdj(),
-		ownCaps:        ownCapabilities(),
-		hugetlb:        hugetlbControllerAvailable(),
+		oomFloor:       host.OOMScoreAdj(),
+		ownCaps:        host.Capabilities(),
+		hugetlb:        host.HugetlbController(),
 		broadcast:      events.New(events.DefaultBuffer),
 		usage:          stats.NewTracker(),
 	}
@@ -173,20 +171,6 @@ func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager
 	s.cancel = cancel
 	s.events = tasks.Subscribe(ctx)
 	return s, nil
-}
-
-// ownOOMScoreAdj is the daemon's oom_score_adj: without CAP_SYS_RESOURCE no
-// container may go below it, so requests are clamped to it.
-func ownOOMScoreAdj() int {
-	data, err := os.ReadFile("/proc/self/oom_score_adj")
-	if err != nil {
-		return -1000
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		return -1000
-	}
-	return n
 }
 
 // Start restores the CRI objects and starts handling task events; RPCs

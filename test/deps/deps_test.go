@@ -89,6 +89,15 @@ var rules = []rule{
 		source: "docs/architecture.md (the streaming server and exec plumbing, over interfaces pkg/cri implements)",
 	},
 	{
+		pkgs: "pkg/cri/host",
+		// pkg/image for its Mount (the idmapped rootfs), pkg/cri/spec
+		// for the capability and user namespace helpers.
+		ours:       []string{"pkg/errdefs", "pkg/image", "pkg/cri/spec"},
+		deny:       []string{goRunc, "pkg/runtime/...", "pkg/shim/..."},
+		denyDirect: []string{bbolt},
+		source:     "docs/architecture.md (the facade's host probes, dirs and mounts; no task runtime)",
+	},
+	{
 		pkgs: "pkg/cri/...",
 		// pkg/nri: the facade's NRI adapter, docs/nri.md.
 		ours:       []string{"pkg/runtime", "pkg/image", "pkg/network", "pkg/store", "pkg/errdefs/...", "pkg/nri", "pkg/confval"},

@@ -1,4 +1,4 @@
-package cri
+package host
 
 import (
 	"errors"
@@ -74,7 +74,7 @@ func TestParseFeatures(t *testing.T) {
 	}
 }
 
-func TestOwnCapabilitiesMatchesProc(t *testing.T) {
+func TestCapabilitiesMatchesProc(t *testing.T) {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		t.Skip("no /proc/self/status:", err)
@@ -83,8 +83,8 @@ func TestOwnCapabilitiesMatchesProc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ownCapabilities(); !slices.Equal(got, want) {
-		t.Errorf("ownCapabilities() = %q, want %q", got, want)
+	if got := Capabilities(); !slices.Equal(got, want) {
+		t.Errorf("Capabilities() = %q, want %q", got, want)
 	}
 }
 
@@ -116,16 +116,16 @@ func TestTraversable(t *testing.T) {
 	if err := os.Chmod(dir, 0o711); err != nil {
 		t.Fatal(err)
 	}
-	if err := traversable(inner); err != nil && !strings.Contains(err.Error(), "/tmp") {
-		t.Fatalf("traversable(%s) = %v", inner, err)
+	if err := Traversable(inner); err != nil && !strings.Contains(err.Error(), "/tmp") {
+		t.Fatalf("Traversable(%s) = %v", inner, err)
 	}
 	if err := os.Chmod(dir+"/a", 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := traversable(inner); err == nil || !strings.Contains(err.Error(), dir+"/a ") {
-		t.Errorf("traversable with a 0700 parent = %v, want it named", err)
+	if err := Traversable(inner); err == nil || !strings.Contains(err.Error(), dir+"/a ") {
+		t.Errorf("Traversable with a 0700 parent = %v, want it named", err)
 	}
-	if err := traversable(dir + "/missing"); err == nil {
-		t.Error("a missing dir is traversable")
+	if err := Traversable(dir + "/missing"); err == nil {
+		t.Error("a missing dir is Traversable")
 	}
 }

@@ -1,4 +1,4 @@
-package cri
+package host
 
 import (
 	"errors"
@@ -136,10 +136,10 @@ func mustMount(mounts []mountInfo, path string) mountInfo {
 	return m
 }
 
-// checkMountPropagation checks the host sources of the container's
+// CheckMountPropagation checks the host sources of the container's
 // BIDIRECTIONAL and HOST_TO_CONTAINER mounts against the daemon's own
 // mount table. A source that does not exist is left to runc to report.
-func checkMountPropagation(mounts []*runtimeapi.Mount) error {
+func CheckMountPropagation(mounts []*runtimeapi.Mount) error {
 	var table []mountInfo
 	for i, m := range mounts {
 		p := m.GetPropagation()

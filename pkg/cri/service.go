@@ -17,6 +17,7 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/events"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/host"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/images"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/index"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
@@ -49,13 +50,11 @@ type taskRuntime interface {
 	Subscribe(ctx context.Context) <-chan runtime.Event
 }
 
-// imageService is what the facade needs of the image service.
+// imageService is what the facade needs of the image service: what the
+// ImageService serves (images.Store), and the rootfs and image volumes of
+// containers.
 type imageService interface {
-	Pull(ctx context.Context, ref string, auth *image.Auth) (image.Image, error)
-	Get(ctx context.Context, ref string) (image.Image, error)
-	List(ctx context.Context) ([]image.Image, error)
-	Remove(ctx context.Context, ref string) error
-	FsInfo(ctx context.Context) (usedBytes, inodesUsed uint64, mountpoint string, err error)
+	images.Store
 	PrepareRootfs(ctx context.Context, containerID, imageID string) ([]image.Mount, error)
 	RemoveRootfs(ctx context.Context, containerID string) error
 	ImageMount(ctx context.Context, mountID, imageRef string) ([]image.Mount, error)
@@ -75,7 +74,6 @@ type networkManager interface {
 // and the index of its objects.
 type Service struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
-	runtimeapi.UnimplementedImageServiceServer
 
 	cfg      Config
 	stateDir string
@@ -214,10 +212,11 @@ func (s *Service) Close() {
 // Ready reports whether restore has finished.
 func (s *Service) Ready() bool { return s.ready.Load() }
 
-// Register adds the CRI services to a gRPC server.
+// Register adds the CRI services to a gRPC server: the RuntimeService, and
+// the ImageService over the same image service (pkg/cri/images).
 func (s *Service) Register(srv *grpc.Server) {
 	runtimeapi.RegisterRuntimeServiceServer(srv, s)
-	runtimeapi.RegisterImageServiceServer(srv, s)
+	runtimeapi.RegisterImageServiceServer(srv, images.New(s.images))
 }
 
 // runtimeOpts maps a runtime handler to the task runtime's options; an

@@ -89,6 +89,13 @@ var rules = []rule{
 		source: "docs/architecture.md (the streaming server and exec plumbing, over interfaces pkg/cri implements)",
 	},
 	{
+		pkgs:       "pkg/cri/images",
+		ours:       []string{"pkg/image", "pkg/errdefs", "pkg/cri/stream"},
+		deny:       []string{goRunc, "pkg/runtime/...", "pkg/shim/..."},
+		denyDirect: []string{bbolt},
+		source:     "docs/architecture.md (the CRI ImageService over the image service)",
+	},
+	{
 		pkgs: "pkg/cri/host",
 		// pkg/image for its Mount (the idmapped rootfs), pkg/cri/spec
 		// for the capability and user namespace helpers.

@@ -1,4 +1,4 @@
-package cri
+package images
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 // ListImages lists the images. A filter names one image by any of its
 // references (ID, ID prefix, name:tag, name@digest), resolved as
 // ImageStatus resolves it; an unknown one gives an empty list.
-func (s *Service) ListImages(ctx context.Context, r *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
+func (s *Server) ListImages(ctx context.Context, r *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
 	if ref := r.GetFilter().GetImage().GetImage(); ref != "" {
 		img, err := s.images.Get(ctx, ref)
 		switch {
@@ -36,7 +36,7 @@ func (s *Service) ListImages(ctx context.Context, r *runtimeapi.ListImagesReques
 }
 
 // StreamImages is ListImages in chunks.
-func (s *Service) StreamImages(r *runtimeapi.StreamImagesRequest, srv grpc.ServerStreamingServer[runtimeapi.StreamImagesResponse]) error {
+func (s *Server) StreamImages(r *runtimeapi.StreamImagesRequest, srv grpc.ServerStreamingServer[runtimeapi.StreamImagesResponse]) error {
 	resp, err := s.ListImages(srv.Context(), &runtimeapi.ListImagesRequest{Filter: r.GetFilter()})
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package cri
+package images
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // ImageStatus reports as Id and what containers report as image_id (critest
 // image_id_consistency compares them). The request carries credentials: it
 // is never logged, only the image reference is.
-func (s *Service) PullImage(ctx context.Context, r *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
+func (s *Server) PullImage(ctx context.Context, r *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
 	ref := r.GetImage().GetImage()
 	if ref == "" {
 		return nil, fmt.Errorf("image.image: must not be empty: %w", errdefs.ErrInvalidArgument)

@@ -1,4 +1,4 @@
-package cri
+package images
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 // filesystems are left empty, as containerd does: the writable layers live
 // on the same file system, and the kubelet then treats the image fs as the
 // container fs (no split image filesystem).
-func (s *Service) ImageFsInfo(ctx context.Context, r *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
+func (s *Server) ImageFsInfo(ctx context.Context, r *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
 	used, inodes, mountpoint, err := s.images.FsInfo(ctx)
 	if err != nil {
 		return nil, err

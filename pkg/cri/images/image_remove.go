@@ -1,4 +1,4 @@
-package cri
+package images
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // go), or one of its tags (the image goes with its last tag unless it was
 // pulled by digest; see image.Service.Remove). An absent image is success:
 // RemoveImage is idempotent (the CRI contract, critest idempotence.go).
-func (s *Service) RemoveImage(ctx context.Context, r *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
+func (s *Server) RemoveImage(ctx context.Context, r *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
 	ref := r.GetImage().GetImage()
 	if ref == "" {
 		return nil, fmt.Errorf("image.image: must not be empty: %w", errdefs.ErrInvalidArgument)

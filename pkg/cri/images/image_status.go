@@ -1,4 +1,4 @@
-package cri
+package images
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // ImageStatus reports one image, found by ID, ID prefix, name:tag or
 // name@digest. An absent image is not an error: the response has no image
 // (the CRI contract; the kubelet pulls on it).
-func (s *Service) ImageStatus(ctx context.Context, r *runtimeapi.ImageStatusRequest) (*runtimeapi.ImageStatusResponse, error) {
+func (s *Server) ImageStatus(ctx context.Context, r *runtimeapi.ImageStatusRequest) (*runtimeapi.ImageStatusResponse, error) {
 	ref := r.GetImage().GetImage()
 	if ref == "" {
 		return nil, fmt.Errorf("image.image: must not be empty: %w", errdefs.ErrInvalidArgument)

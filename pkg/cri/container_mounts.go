@@ -1,5 +1,9 @@
 package cri
 
+// The mounts of a container that the facade makes on the host besides its
+// rootfs: image volumes and anonymous image volumes; and the pod's user
+// namespace that a rootfs is idmapped into (host.IDMapOverlay).
+//
 // Image volumes (KEP-4639): a CRI mount with image set is a read-only view
 // of that (already pulled) image, mounted on the host under
 // <state>/imagemounts/<containerID>/<n> (n: the mount's index in
@@ -18,11 +22,13 @@ import (
 	"strconv"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/host"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
@@ -224,4 +230,59 @@ func (s *Service) removeOrphanImageMounts(ctx context.Context) {
 			logger.Error(err, "Failed to release an orphan image mount", "mountID", id)
 		}
 	}
+}
+
+// Anonymous image volumes ([cri.containers] image_volumes = "anonymous"):
+// each path an image declares as a VOLUME gets a directory of the
+// container's own under <root>/volumes/<container id>/, filled with what
+// the image has at that path, as Docker does. They go with the container.
+
+// volumesDir holds a container's anonymous volumes.
+func (s *Service) volumesDir(id string) string { return filepath.Join(s.volumesParentDir(), id) }
+
+// createVolumes makes and fills the anonymous volumes of container id
+// from its mounted rootfs, in the container's dir: private to root, or to
+// the pod's root group gid (hostdirs.go), since what they hold, set-id
+// bits and all, is the image's and then the container's.
+func (s *Service) createVolumes(id string, gid uint32, rootfs string, vols []spec.Volume) error {
+	if err := host.EnsureSharedDir(s.volumesParentDir()); err != nil {
+		return err
+	}
+	if err := host.EnsurePrivateDir(s.volumesDir(id), gid); err != nil {
+		return err
+	}
+	for _, v := range vols {
+		if err := os.MkdirAll(v.HostPath, 0o755); err != nil {
+			return fmt.Errorf("create image volume %s: %w", v.ContainerPath, err)
+		}
+		if err := host.PopulateVolume(rootfs, v.ContainerPath, v.HostPath); err != nil {
+			return fmt.Errorf("fill image volume %s: %w", v.ContainerPath, err)
+		}
+	}
+	return nil
+}
+
+// podUserNS is the user namespace of a running pod's pause: its file and
+// the pod's mappings; nil when the pod uses the host's.
+type podUserNS struct {
+	file     *os.File
+	uid, gid specs.LinuxIDMapping
+}
+
+// openPodUserNS opens the user namespace of sb's pause process when the
+// pod has its own; (nil, nil) when it uses the host's.
+func openPodUserNS(sb *sandbox) (*podUserNS, error) {
+	uid, gid, ok := spec.PodUserNS(sb.Meta.config)
+	if !ok {
+		return nil, nil
+	}
+	pid := sb.Status().Pid
+	if pid <= 0 {
+		return nil, fmt.Errorf("pod sandbox %s has no running pause process: %w", sb.Meta.ID, errdefs.ErrFailedPrecondition)
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", pid))
+	if err != nil {
+		return nil, fmt.Errorf("user namespace of pod sandbox %s: %w", sb.Meta.ID, errdefs.ErrFailedPrecondition)
+	}
+	return &podUserNS{file: f, uid: uid, gid: gid}, nil
 }

@@ -416,6 +416,7 @@ func TestRulesCatchViolations(t *testing.T) {
 	add(m("pkg/cri"), false, m("pkg/runtime"), m("pkg/shim/client"))
 	add(m("pkg/store"), false, m("pkg/errdefs"), m("pkg/network"))
 	add(m("pkg/network"), false, m("pkg/errdefs"))
+	add(m("pkg/cri/stats"), false, m("pkg/errdefs"), m("pkg/cri"))
 
 	for _, tc := range []struct {
 		rule rule
@@ -432,6 +433,15 @@ func TestRulesCatchViolations(t *testing.T) {
 			"pkg/cri: must not import pkg/shim/process: pkg/cri → pkg/runtime → pkg/shim/process",
 			"pkg/cri: may import of ours only",
 			"pkg/cri: must not import pkg/shim/client directly: pkg/cri → pkg/shim/client",
+		}},
+		// A sub-package of the facade that imports it back (and with it
+		// the task runtime).
+		{ruleFor(t, "pkg/cri/stats"), m("pkg/cri/stats"), []string{
+			"pkg/cri/stats: may import of ours only pkg/errdefs, but imports pkg/cri: pkg/cri/stats → pkg/cri",
+			"but imports pkg/runtime: pkg/cri/stats → pkg/cri → pkg/runtime",
+			"but imports pkg/shim/client",
+			"but imports pkg/shim/process",
+			"pkg/cri/stats: must not import github.com/containerd/go-runc",
 		}},
 		{ruleFor(t, "pkg/store/..."), m("pkg/store"), []string{"pkg/store: may import of ours only pkg/errdefs, but imports pkg/network: pkg/store → pkg/network"}},
 		{ruleFor(t, "pkg/errdefs"), m("pkg/errdefs"), []string{}},

@@ -66,8 +66,8 @@ func (s *Service) removeRootfsMount(id string) error {
 }
 
 // fixHostDirs puts the dirs of every known object back to the modes of
-// the scheme above, and moves a rootfs mounted by an older daemon on the
-// container's dir itself into the rootfs dir inside it. It runs at
+// the scheme (host/dirs.go), and moves a rootfs mounted by an older daemon
+// on the container's dir itself into the rootfs dir inside it. It runs at
 // start-up, once the records are loaded and the orphans removed; a
 // failure is logged and the daemon goes on (the object keeps working).
 func (s *Service) fixHostDirs(ctx context.Context) {

@@ -3,9 +3,6 @@ package cri
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"strings"
-	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -35,30 +32,4 @@ func (s *Service) CheckpointContainer(ctx context.Context, r *runtimeapi.Checkpo
 }
 
 // criuCheck runs `criu check` once per daemon and describes its outcome.
-func (s *Service) criuCheck(ctx context.Context) string {
-	o := s.observer()
-	o.criuOnce.Do(func() {
-		path, err := exec.LookPath("criu")
-		if err != nil {
-			o.criuResult = "criu is not installed"
-			return
-		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(cctx, path, "check").CombinedOutput()
-		if err != nil {
-			o.criuResult = fmt.Sprintf("`criu check` fails on this host (%v): %s", err, lastLines(string(out), 2))
-			return
-		}
-		o.criuResult = "`criu check` passes on this host: " + lastLines(string(out), 1)
-	})
-	return o.criuResult
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " / ")
-}
+func (s *Service) criuCheck(ctx context.Context) string { return s.criu.Check(ctx) }

@@ -13,6 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/host"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
@@ -74,7 +75,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox, meta *contai
 	if err := s.checkContainerFeatures(sb.Meta.RuntimeHandler, cfg); err != nil {
 		return err
 	}
-	if err := checkMountPropagation(cfg.GetMounts()); err != nil {
+	if err := host.CheckMountPropagation(cfg.GetMounts()); err != nil {
 		return err
 	}
 	userns, err := openPodUserNS(sb)
@@ -216,7 +217,7 @@ type rootfsRequest struct {
 // mountRootfs prepares the container's rootfs from the image and mounts it
 // on the host, where spec generation resolves users in it and runc uses it.
 // In a pod with its own user namespace the layers are idmapped into it
-// (idmapOverlay).
+// (host.IDMapOverlay).
 func (s *Service) mountRootfs(ctx context.Context, r rootfsRequest, undo *rollback) (string, error) {
 	id := r.id
 	mounts, err := s.images.PrepareRootfs(ctx, id, r.imageID)
@@ -226,7 +227,7 @@ func (s *Service) mountRootfs(ctx context.Context, r rootfsRequest, undo *rollba
 	undo.add("release rootfs", func(ctx context.Context) error { return s.images.RemoveRootfs(ctx, id) })
 	if r.userns != nil {
 		var done func() error
-		mounts, done, err = idmapOverlay(mounts, r.userns.file, r.userns.uid, r.userns.gid, filepath.Join(s.idmapDir(), id))
+		mounts, done, err = host.IDMapOverlay(mounts, r.userns.file, r.userns.uid, r.userns.gid, filepath.Join(s.idmapDir(), id))
 		if err != nil {
 			return "", fmt.Errorf("idmap rootfs of container %s: %w", id, err)
 		}
@@ -236,15 +237,15 @@ func (s *Service) mountRootfs(ctx context.Context, r rootfsRequest, undo *rollba
 			}
 		}()
 	}
-	if err := ensureSharedDir(s.rootfsParentDir()); err != nil {
+	if err := host.EnsureSharedDir(s.rootfsParentDir()); err != nil {
 		return "", err
 	}
-	if err := ensurePrivateDir(s.containerRootfsDir(id), r.gid); err != nil {
+	if err := host.EnsurePrivateDir(s.containerRootfsDir(id), r.gid); err != nil {
 		return "", err
 	}
 	undo.add("unmount rootfs", func(context.Context) error { return s.removeRootfsMount(id) })
 	target := s.rootfsDir(id)
-	if err := os.Mkdir(target, privateDirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(target, host.PrivateDirMode); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", err
 	}
 	for _, m := range mounts {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"strings"
 
+	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 )
 
 // ListContainers lists containers matching the filter.
@@ -46,4 +49,15 @@ func matchLabels(selector, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// StreamContainers is ListContainers in chunks.
+func (s *Service) StreamContainers(r *runtimeapi.StreamContainersRequest, srv grpc.ServerStreamingServer[runtimeapi.StreamContainersResponse]) error {
+	resp, err := s.ListContainers(srv.Context(), &runtimeapi.ListContainersRequest{Filter: r.GetFilter()})
+	if err != nil {
+		return err
+	}
+	return stream.SendChunks(resp.GetContainers(), func(c []*runtimeapi.Container) *runtimeapi.StreamContainersResponse {
+		return &runtimeapi.StreamContainersResponse{Containers: c}
+	}, srv.Send)
 }

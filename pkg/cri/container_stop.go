@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -130,7 +131,7 @@ func parseSignal(s string) (syscall.Signal, bool) {
 		return syscall.Signal(n), true
 	}
 	for i := syscall.Signal(1); i < 65; i++ {
-		if strings.TrimPrefix(strings.ToUpper(unixSignalName(i)), "SIG") == s {
+		if strings.TrimPrefix(strings.ToUpper(unix.SignalName(i)), "SIG") == s {
 			return i, true
 		}
 	}

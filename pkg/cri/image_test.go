@@ -187,55 +187,6 @@ func nginxImage() image.Image {
 	}
 }
 
-func TestToCRIImage(t *testing.T) {
-	uid := func(v int64) *runtimeapi.Int64Value { return &runtimeapi.Int64Value{Value: v} }
-	for _, tc := range []struct {
-		name string
-		user string
-		// the rest of the input is busyboxImage()
-		pinned   bool
-		size     int64
-		wantUID  *runtimeapi.Int64Value
-		wantName string
-	}{
-		{name: "no user", user: ""},
-		{name: "numeric uid", user: "1000", wantUID: uid(1000)},
-		{name: "uid:gid", user: "1000:1000", wantUID: uid(1000)},
-		{name: "root uid", user: "0", wantUID: uid(0)},
-		{name: "username", user: "nobody", wantName: "nobody"},
-		{name: "username:group", user: "nobody:nogroup", wantName: "nobody"},
-		{name: "username:gid", user: "www-data:33", wantName: "www-data"},
-		{name: "pinned", user: "", pinned: true},
-		{name: "negative size is clamped", user: "", size: -1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			in := busyboxImage()
-			in.Config.User = tc.user
-			in.Pinned = tc.pinned
-			if tc.size != 0 {
-				in.Size = tc.size
-			}
-			want := &runtimeapi.Image{
-				Id:          busyboxID,
-				RepoTags:    []string{busyboxTag},
-				RepoDigests: []string{busyboxDig},
-				Size:        uint64(max(in.Size, 0)),
-				Uid:         tc.wantUID,
-				Username:    tc.wantName,
-				Spec:        &runtimeapi.ImageSpec{Image: busyboxID},
-				Pinned:      tc.pinned,
-			}
-			if got := toCRIImage(in); !proto.Equal(got, want) {
-				t.Errorf("toCRIImage:\n got %v\nwant %v", got, want)
-			}
-		})
-	}
-}
-
-// TestImageServiceContract checks each RPC's gRPC code against the CRI
-// contract (STYLE.md §4): absent images are not errors for ImageStatus and
-// RemoveImage, empty references are InvalidArgument, and the image
-// service's classes come through as their codes.
 func TestImageServiceContract(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -392,8 +343,12 @@ func TestPullImageReturnsTheImageID(t *testing.T) {
 func TestImageStatusByEveryReference(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	c := serveImages(t, newFakeImages(busyboxImage(), nginxImage()))
-	want := toCRIImage(busyboxImage())
-	for _, ref := range []string{busyboxID, busyboxTag, busyboxDig} {
+	byID, err := c.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: busyboxID}})
+	if err != nil || byID.GetImage().GetId() != busyboxID {
+		t.Fatalf("status by ID: %v, %v", byID.GetImage(), err)
+	}
+	want := byID.GetImage() // its conversion: images.TestToCRIImage
+	for _, ref := range []string{busyboxTag, busyboxDig} {
 		resp, err := c.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
 		if err != nil {
 			t.Fatalf("%s: %v", ref, err)
@@ -432,17 +387,6 @@ func TestImageStatusVerbose(t *testing.T) {
 	}
 	if info.ImageSpec.OS != "linux" || info.ImageSpec.Config.User != "1000:1000" {
 		t.Errorf("image spec: got %+v", info.ImageSpec)
-	}
-}
-
-func TestVerboseInfoWithoutRawConfig(t *testing.T) {
-	img := nginxImage() // no RawConfig, no chain IDs
-	s, err := verboseImageInfo(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !json.Valid([]byte(s)) {
-		t.Fatalf("not JSON: %s", s)
 	}
 }
 

@@ -2,6 +2,9 @@ package cri
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -169,6 +172,21 @@ func configDigest(m proto.Message) (string, []byte, error) {
 		return "", nil, fmt.Errorf("encode config: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
 	return digestOf(raw), raw, nil
+}
+
+// newID returns a random 64-hex-digit id, as the kubelet expects of
+// sandbox and container ids.
+func newID() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func digestOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // getSandbox finds a sandbox by id or unique prefix.

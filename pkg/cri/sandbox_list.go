@@ -4,7 +4,10 @@ import (
 	"context"
 	"strings"
 
+	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 )
 
 // ListPodSandbox lists the sandboxes that match the filter: id (or id
@@ -43,4 +46,15 @@ func matchSandbox(f *runtimeapi.PodSandboxFilter, m sandboxMeta, st sandboxStatu
 		return false
 	}
 	return matchLabels(f.GetLabelSelector(), m.config.GetLabels())
+}
+
+// StreamPodSandboxes is ListPodSandbox in chunks.
+func (s *Service) StreamPodSandboxes(r *runtimeapi.StreamPodSandboxesRequest, srv grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxesResponse]) error {
+	resp, err := s.ListPodSandbox(srv.Context(), &runtimeapi.ListPodSandboxRequest{Filter: r.GetFilter()})
+	if err != nil {
+		return err
+	}
+	return stream.SendChunks(resp.GetItems(), func(c []*runtimeapi.PodSandbox) *runtimeapi.StreamPodSandboxesResponse {
+		return &runtimeapi.StreamPodSandboxesResponse{PodSandboxes: c}
+	}, srv.Send)
 }

@@ -129,7 +129,7 @@ func TestSandboxWithoutPause(t *testing.T) {
 	if len(l.GetContainers()) != 2 || l.GetMemory().GetWorkingSetBytes().GetValue() == 0 || l.GetProcess().GetProcessCount().GetValue() < 2 {
 		t.Errorf("pod stats: containers %d, memory %v, processes %v", len(l.GetContainers()), l.GetMemory(), l.GetProcess())
 	}
-	if d := l.GetNetwork().GetDefaultInterface(); d.GetName() != defaultInterface || d.GetTxBytes() == nil {
+	if d := l.GetNetwork().GetDefaultInterface(); d.GetName() != "eth0" || d.GetTxBytes() == nil {
 		t.Errorf("pod network: %v", l.GetNetwork())
 	}
 

@@ -13,6 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/host"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/network"
@@ -188,14 +189,14 @@ func (s *Service) prepareSandboxDir(undo *rollback, id string, cfg *runtimeapi.P
 	// The dir holds what the pod's containers write (hosts, /dev/shm): it
 	// is private to root, or to the pod's root (hostdirs.go).
 	dir := s.sandboxDir(id)
-	if err := ensureSharedDir(s.sandboxesParentDir()); err != nil {
+	if err := host.EnsureSharedDir(s.sandboxesParentDir()); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, privateDirMode); err != nil {
+	if err := os.Mkdir(dir, host.PrivateDirMode); err != nil {
 		return fmt.Errorf("create sandbox dir: %w", err)
 	}
 	undo.add("remove sandbox dir", func(context.Context) error { return os.RemoveAll(dir) })
-	if err := setPrivateDir(dir, podRootGID(cfg)); err != nil {
+	if err := host.SetPrivateDir(dir, podRootGID(cfg)); err != nil {
 		return err
 	}
 	if hostIPC(cfg) {

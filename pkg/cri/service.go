@@ -8,9 +8,7 @@ package cri
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +16,12 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/events"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/host"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/images"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/index"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/network"
@@ -48,13 +51,11 @@ type taskRuntime interface {
 	Subscribe(ctx context.Context) <-chan runtime.Event
 }
 
-// imageService is what the facade needs of the image service.
+// imageService is what the facade needs of the image service: what the
+// ImageService serves (images.Store), and the rootfs and image volumes of
+// containers.
 type imageService interface {
-	Pull(ctx context.Context, ref string, auth *image.Auth) (image.Image, error)
-	Get(ctx context.Context, ref string) (image.Image, error)
-	List(ctx context.Context) ([]image.Image, error)
-	Remove(ctx context.Context, ref string) error
-	FsInfo(ctx context.Context) (usedBytes, inodesUsed uint64, mountpoint string, err error)
+	images.Store
 	PrepareRootfs(ctx context.Context, containerID, imageID string) ([]image.Mount, error)
 	RemoveRootfs(ctx context.Context, containerID string) error
 	ImageMount(ctx context.Context, mountID, imageRef string) ([]image.Mount, error)
@@ -74,7 +75,6 @@ type networkManager interface {
 // and the index of its objects.
 type Service struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
-	runtimeapi.UnimplementedImageServiceServer
 
 	cfg      Config
 	stateDir string
@@ -89,7 +89,7 @@ type Service struct {
 	ownCaps []string
 	// hugetlb: the host has a hugetlb cgroup controller runc can use.
 	hugetlb bool
-	// featureProbes caches each handler's probe: binary+root → func() handlerFeatures.
+	// featureProbes caches each handler's probe: binary+root → func() host.Features.
 	featureProbes sync.Map
 
 	tasks   taskRuntime
@@ -107,8 +107,10 @@ type Service struct {
 	nri    *nri.Adapter
 
 	events    <-chan runtime.Event
-	obs       *observer // stats samples, CRI event subscribers
-	stream    *streamServer
+	broadcast *events.Broadcaster // GetContainerEvents
+	usage     *stats.Tracker      // what stats remember between calls
+	criu      host.CRIU
+	stream    *stream.Server
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 	ready     atomic.Bool
@@ -149,10 +151,11 @@ func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager
 		sandboxNames:   index.NewNames("pod sandbox"),
 		containers:     index.New("container", func(c *container) string { return c.Meta.ID }),
 		containerNames: index.NewNames("container"),
-		oomFloor:       ownOOMScoreAdj(),
-		ownCaps:        ownCapabilities(),
-		hugetlb:        hugetlbControllerAvailable(),
-		obs:            newObserver(),
+		oomFloor:       host.OOMScoreAdj(),
+		ownCaps:        host.Capabilities(),
+		hugetlb:        host.HugetlbController(),
+		broadcast:      events.New(events.DefaultBuffer),
+		usage:          stats.NewTracker(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -167,20 +170,6 @@ func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager
 	s.cancel = cancel
 	s.events = tasks.Subscribe(ctx)
 	return s, nil
-}
-
-// ownOOMScoreAdj is the daemon's oom_score_adj: without CAP_SYS_RESOURCE no
-// container may go below it, so requests are clamped to it.
-func ownOOMScoreAdj() int {
-	data, err := os.ReadFile("/proc/self/oom_score_adj")
-	if err != nil {
-		return -1000
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		return -1000
-	}
-	return n
 }
 
 // Start restores the CRI objects and starts handling task events; RPCs
@@ -203,7 +192,7 @@ func (s *Service) Start(ctx context.Context) error {
 	for name := range s.cfg.Runtimes {
 		s.features(name)
 	}
-	s.observer().events.restoreDone()
+	s.broadcast.RestoreDone()
 	s.ready.Store(true)
 	return nil
 }
@@ -214,20 +203,21 @@ func (s *Service) Start(ctx context.Context) error {
 // It may be called more than once.
 func (s *Service) Close() {
 	s.closeOnce.Do(func() {
-		s.obs.events.close()
+		s.broadcast.Close()
 		s.cancel()
 		s.nri.Stop()
-		s.stream.stop()
+		s.stream.Stop()
 	})
 }
 
 // Ready reports whether restore has finished.
 func (s *Service) Ready() bool { return s.ready.Load() }
 
-// Register adds the CRI services to a gRPC server.
+// Register adds the CRI services to a gRPC server: the RuntimeService, and
+// the ImageService over the same image service (pkg/cri/images).
 func (s *Service) Register(srv *grpc.Server) {
 	runtimeapi.RegisterRuntimeServiceServer(srv, s)
-	runtimeapi.RegisterImageServiceServer(srv, s)
+	runtimeapi.RegisterImageServiceServer(srv, images.New(s.images))
 }
 
 // runtimeOpts maps a runtime handler to the task runtime's options; an
@@ -262,3 +252,43 @@ const (
 
 // sandboxFile is the path of one of a sandbox's files.
 func (s *Service) sandboxFile(id, name string) string { return filepath.Join(s.sandboxDir(id), name) }
+
+// Counts is what the daemon's metrics read of the CRI objects and events
+// (docs/metrics.md).
+type Counts struct {
+	// PodSandboxes by state: "ready", "notready".
+	PodSandboxes map[string]int
+	// Containers by state: "created", "running", "exited", "unknown".
+	Containers map[string]int
+	// EventSubscribersCutOff counts GetContainerEvents streams cut off for
+	// falling behind.
+	EventSubscribersCutOff int64
+	// EventsReplayed counts events handed to new GetContainerEvents
+	// streams from what restore recorded.
+	EventsReplayed int64
+}
+
+// Counts counts the CRI objects by state, and the event streams' losses
+// and replays. It takes each object's lock briefly, as a List does.
+func (s *Service) Counts() Counts {
+	c := Counts{PodSandboxes: map[string]int{}, Containers: map[string]int{}}
+	for _, sb := range s.sandboxes.List() {
+		c.PodSandboxes[sandboxStateName(sb.Status().State())]++
+	}
+	for _, ctr := range s.containers.List() {
+		c.Containers[containerStateName(ctr.Status().State())]++
+	}
+	c.EventSubscribersCutOff = s.broadcast.CutOff()
+	c.EventsReplayed = s.broadcast.Replayed()
+	return c
+}
+
+// sandboxStateName is SANDBOX_READY → "ready".
+func sandboxStateName(st runtimeapi.PodSandboxState) string {
+	return strings.ToLower(strings.TrimPrefix(st.String(), "SANDBOX_"))
+}
+
+// containerStateName is CONTAINER_RUNNING → "running".
+func containerStateName(st runtimeapi.ContainerState) string {
+	return strings.ToLower(strings.TrimPrefix(st.String(), "CONTAINER_"))
+}

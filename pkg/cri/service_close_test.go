@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/cri/events"
 )
 
 // TestCloseEndsEventStreams: Close ends open GetContainerEvents streams
@@ -20,7 +22,7 @@ import (
 func TestCloseEndsEventStreams(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	s := &Service{obs: newObserver(), cancel: func() {}}
+	s := &Service{broadcast: events.New(events.DefaultBuffer), cancel: func() {}}
 	s.ready.Store(true)
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(UnaryInterceptor(s)), grpc.ChainStreamInterceptor(StreamInterceptor(s)))
@@ -47,12 +49,12 @@ func TestCloseEndsEventStreams(t *testing.T) {
 		open = append(open, st)
 	}
 	// Every stream is subscribed once it has had an event.
-	for deadline := time.Now().Add(10 * time.Second); s.obs.events.subscribers() < streams; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); s.broadcast.Subscribers() < streams; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d streams subscribed", s.obs.events.subscribers(), streams)
+			t.Fatalf("%d of %d streams subscribed", s.broadcast.Subscribers(), streams)
 		}
 	}
-	s.obs.events.publish(ev("c1", evCreated))
+	s.broadcast.Publish(&runtimeapi.ContainerEventResponse{ContainerId: "c1", ContainerEventType: evCreated})
 	for i, st := range open {
 		if e, err := st.Recv(); err != nil || e.GetContainerId() != "c1" {
 			t.Fatalf("stream %d: got %v, %v before Close, want the c1 event", i, e, err)
@@ -73,7 +75,7 @@ func TestCloseEndsEventStreams(t *testing.T) {
 	if _, err := late.Recv(); status.Code(err) != codes.Unavailable {
 		t.Errorf("stream opened after Close: %v, want Unavailable", err)
 	}
-	if n := s.obs.events.subscribers(); n != 0 {
+	if n := s.broadcast.Subscribers(); n != 0 {
 		t.Errorf("%d subscribers left after Close", n)
 	}
 

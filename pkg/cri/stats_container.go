@@ -2,14 +2,15 @@ package cri
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 
+	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	"k8s.io/klog/v2"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 )
@@ -84,23 +85,9 @@ func (s *Service) containerStats(ctx context.Context, c *container) (*runtimeapi
 	out := &runtimeapi.ContainerStats{
 		Attributes: &runtimeapi.ContainerAttributes{Id: c.Meta.ID, Metadata: cfg.GetMetadata(), Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations()},
 	}
-	s.fillUsage(c.Meta.ID, sample, &out.Cpu, &out.Memory)
-	out.Io = &runtimeapi.IoUsage{Timestamp: sample.at.UnixNano(), Psi: sample.ioPSI}
-	upper := s.upperDir(c.Meta.ID)
-	used, inodes, err := dirUsage(upper)
-	if err != nil {
-		// The layer is a best-effort figure: report the rest (and what
-		// a walk cut short at its bounds counted).
-		klog.FromContext(ctx).V(4).Info("Could not measure a writable layer", "containerID", c.Meta.ID, "path", upper, "err", err)
-	}
-	if err == nil || errors.Is(err, errLayerTruncated) {
-		out.WritableLayer = &runtimeapi.FilesystemUsage{
-			Timestamp:  sample.at.UnixNano(),
-			FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: filepath.Join(s.rootDir, "containers")},
-			UsedBytes:  &runtimeapi.UInt64Value{Value: used},
-			InodesUsed: &runtimeapi.UInt64Value{Value: inodes},
-		}
-	}
+	out.Cpu, out.Memory = s.usage.Usage(c.Meta.ID, sample)
+	out.Io = &runtimeapi.IoUsage{Timestamp: sample.At.UnixNano(), Psi: sample.IOPSI}
+	out.WritableLayer = stats.WritableLayer(ctx, c.Meta.ID, s.upperDir(c.Meta.ID), filepath.Join(s.rootDir, "containers"), sample.At)
 	return out, nil
 }
 
@@ -112,12 +99,12 @@ func (s *Service) upperDir(id string) string {
 
 // taskCgroupSample reads the cgroup of a live task; ErrNotFound if the task
 // is gone or has exited.
-func (s *Service) taskCgroupSample(id string) (cgroupSample, error) {
+func (s *Service) taskCgroupSample(id string) (stats.Sample, error) {
 	p, err := s.taskCgroup(id)
 	if err != nil {
-		return cgroupSample{}, err
+		return stats.Sample{}, err
 	}
-	return readCgroup(p)
+	return stats.ReadCgroup(p)
 }
 
 // taskCgroup is the cgroup of a live task; ErrNotFound if the task is gone
@@ -138,44 +125,16 @@ func (s *Service) taskCgroup(id string) (string, error) {
 // taskCgroupPath is a task's cgroup, from its bundle's config.json, read
 // once per task.
 func (s *Service) taskCgroupPath(t *runtime.Task) (string, error) {
-	o := s.observer()
-	if p, ok := o.cgroups.Load(t.ID()); ok {
-		return p.(string), nil
-	}
-	p, err := bundleCgroupsPath(t.Bundle())
-	if err != nil {
-		return "", fmt.Errorf("cgroup of task %s: %w", t.ID(), err)
-	}
-	o.cgroups.Store(t.ID(), p)
-	return p, nil
+	return s.usage.CgroupPath(t.ID(), t.Bundle())
 }
 
-// fillUsage converts a cgroup reading into the CRI's CPU and memory usage;
-// usage_nano_cores is the rate since the last reading of the same id.
-func (s *Service) fillUsage(id string, sample cgroupSample, cpu **runtimeapi.CpuUsage, mem **runtimeapi.MemoryUsage) {
-	ts := sample.at.UnixNano()
-	*cpu = &runtimeapi.CpuUsage{
-		Timestamp:            ts,
-		UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: sample.cpuNanos},
-		Psi:                  sample.cpuPSI,
+// StreamContainerStats is ListContainerStats in chunks.
+func (s *Service) StreamContainerStats(r *runtimeapi.StreamContainerStatsRequest, srv grpc.ServerStreamingServer[runtimeapi.StreamContainerStatsResponse]) error {
+	items, err := s.listContainerStats(srv.Context(), r.GetFilter())
+	if err != nil {
+		return err
 	}
-	if rate, ok := s.observer().rates.observe(id, sample.at, sample.cpuNanos); ok {
-		(*cpu).UsageNanoCores = &runtimeapi.UInt64Value{Value: rate}
-	}
-	*mem = &runtimeapi.MemoryUsage{
-		Timestamp:       ts,
-		WorkingSetBytes: &runtimeapi.UInt64Value{Value: sample.memWorkingSet},
-		UsageBytes:      &runtimeapi.UInt64Value{Value: sample.memUsage},
-		RssBytes:        &runtimeapi.UInt64Value{Value: sample.memRSS},
-		PageFaults:      &runtimeapi.UInt64Value{Value: sample.pgFault},
-		MajorPageFaults: &runtimeapi.UInt64Value{Value: sample.pgMajFault},
-		Psi:             sample.memPSI,
-	}
-	if sample.memLimit > 0 {
-		avail := uint64(0)
-		if sample.memLimit > sample.memWorkingSet {
-			avail = sample.memLimit - sample.memWorkingSet
-		}
-		(*mem).AvailableBytes = &runtimeapi.UInt64Value{Value: avail}
-	}
+	return stream.SendChunks(items, func(c []*runtimeapi.ContainerStats) *runtimeapi.StreamContainerStatsResponse {
+		return &runtimeapi.StreamContainerStatsResponse{ContainerStats: c}
+	}, srv.Send)
 }

@@ -7,15 +7,15 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/network"
 )
-
-// defaultInterface is the pod interface CNI plugins create, reported as the
-// network's default interface.
-const defaultInterface = "eth0"
 
 // PodSandboxStats reports a ready pod's CPU, memory, processes and network
 // and the stats of its live containers. An absent or stopped pod is
@@ -69,7 +69,7 @@ func (s *Service) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.Po
 	if st := sb.Status(); st.State() != runtimeapi.PodSandboxState_SANDBOX_READY {
 		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", sb.Meta.ID, errdefs.ErrNotFound)
 	}
-	pause := cgroupSample{at: time.Now()}
+	pause := stats.Sample{At: time.Now()}
 	if !sb.Meta.NoPause {
 		var err error
 		if pause, err = s.taskCgroupSample(sb.Meta.ID); err != nil {
@@ -93,11 +93,11 @@ func (s *Service) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.Po
 	}
 	cfg := sb.Meta.config
 	linux := &runtimeapi.LinuxPodSandboxStats{
-		Process:    &runtimeapi.ProcessUsage{Timestamp: pod.at.UnixNano(), ProcessCount: &runtimeapi.UInt64Value{Value: pod.pids}},
-		Io:         &runtimeapi.IoUsage{Timestamp: pod.at.UnixNano(), Psi: pod.ioPSI},
+		Process:    &runtimeapi.ProcessUsage{Timestamp: pod.At.UnixNano(), ProcessCount: &runtimeapi.UInt64Value{Value: pod.Pids}},
+		Io:         &runtimeapi.IoUsage{Timestamp: pod.At.UnixNano(), Psi: pod.IOPSI},
 		Containers: containers,
 	}
-	s.fillUsage(sb.Meta.ID, pod, &linux.Cpu, &linux.Memory)
+	linux.Cpu, linux.Memory = s.usage.Usage(sb.Meta.ID, pod)
 	if !hostNetwork(cfg) {
 		linux.Network = podNetwork(sb)
 	}
@@ -109,13 +109,13 @@ func (s *Service) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.Po
 
 // podCgroupSample is the reading of the whole pod: its cgroup parent, or
 // the sum of the pause's and the live containers' cgroups.
-func (s *Service) podCgroupSample(sb *sandbox, pause cgroupSample) (cgroupSample, error) {
+func (s *Service) podCgroupSample(sb *sandbox, pause stats.Sample) (stats.Sample, error) {
 	if parent := sb.Meta.config.GetLinux().GetCgroupParent(); parent != "" {
 		p, err := s.podTaskCgroup(sb, parent)
 		if err != nil {
-			return cgroupSample{}, err
+			return stats.Sample{}, err
 		}
-		return readCgroup(path.Dir(p))
+		return stats.ReadCgroup(path.Dir(p))
 	}
 	sum := pause
 	for _, c := range s.containersOf(sb.Meta.ID) {
@@ -124,12 +124,12 @@ func (s *Service) podCgroupSample(sb *sandbox, pause cgroupSample) (cgroupSample
 		case errdefs.IsNotFound(err):
 			continue
 		case err != nil:
-			return cgroupSample{}, err
+			return stats.Sample{}, err
 		}
-		sum = sum.add(cs)
+		sum = sum.Add(cs)
 	}
 	if podLimit := s.podMemoryLimit(sb); podLimit > 0 {
-		sum.memLimit = podLimit
+		sum.MemLimit = podLimit
 	}
 	return sum, nil
 }
@@ -143,7 +143,7 @@ func (s *Service) podTaskCgroup(sb *sandbox, parent string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return cgroupFSPath(cp)
+		return stats.CgroupFSPath(cp)
 	}
 	t, err := s.tasks.Get(taskNamespace, sb.Meta.ID)
 	if err != nil {
@@ -170,13 +170,41 @@ func podNetwork(sb *sandbox) *runtimeapi.NetworkUsage {
 	if err != nil {
 		return nil
 	}
-	out := &runtimeapi.NetworkUsage{Timestamp: time.Now().UnixNano()}
-	for _, d := range ifaces {
-		if d.name == defaultInterface {
-			out.DefaultInterface = d.usage()
-			continue
+	return stats.NetworkUsage(ifaces, time.Now())
+}
+
+// podNetDevs reads a pod's interfaces: through its pause, or its pinned
+// netns when it has none.
+func podNetDevs(sb *sandbox) ([]stats.NetDev, error) {
+	if sb.Meta.NoPause {
+		if sb.Meta.NetNSPath == "" {
+			return nil, fmt.Errorf("pod sandbox %s has no network namespace: %w", sb.Meta.ID, errdefs.ErrNotFound)
 		}
-		out.Interfaces = append(out.Interfaces, d.usage())
+		ns, err := network.LoadNetNS(sb.Meta.NetNSPath)
+		if err != nil {
+			return nil, err
+		}
+		var out []stats.NetDev
+		err = ns.Do(func() (err error) {
+			out, err = stats.ReadThreadNetDev()
+			return err
+		})
+		return out, err
 	}
-	return out
+	pid := sb.Status().Pid
+	if pid <= 0 {
+		return nil, fmt.Errorf("pod sandbox %s has no pause: %w", sb.Meta.ID, errdefs.ErrNotFound)
+	}
+	return stats.ReadNetDev(pid)
+}
+
+// StreamPodSandboxStats is ListPodSandboxStats in chunks.
+func (s *Service) StreamPodSandboxStats(r *runtimeapi.StreamPodSandboxStatsRequest, srv grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxStatsResponse]) error {
+	items, err := s.listSandboxStats(srv.Context(), r.GetFilter())
+	if err != nil {
+		return err
+	}
+	return stream.SendChunks(items, func(c []*runtimeapi.PodSandboxStats) *runtimeapi.StreamPodSandboxStatsResponse {
+		return &runtimeapi.StreamPodSandboxStatsResponse{PodSandboxStats: c}
+	}, srv.Send)
 }

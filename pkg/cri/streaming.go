@@ -2,70 +2,27 @@ package cri
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
-	"strconv"
-	"sync"
+	"syscall"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	"k8s.io/cri-streaming/pkg/streaming"
-	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
-	"k8s.io/klog/v2"
-	utilexec "k8s.io/utils/exec"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
-	"github.com/cri-runtime/cri-runtime/pkg/network"
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 )
 
-// streamServer serves exec, attach and port-forward over HTTP (SPDY and
-// WebSocket) with the Kubernetes streaming library, on the configured
-// address (loopback by default).
-type streamServer struct {
-	server streaming.Server
-	http   *http.Server
-	lis    net.Listener
-	done   chan struct{}
-}
-
-// startStreaming listens on the streaming address and serves in the
-// background.
+// startStreaming starts the streaming server, which serves the URLs that
+// Exec, Attach and PortForward hand out.
 func (s *Service) startStreaming() error {
-	lis, err := net.Listen("tcp", net.JoinHostPort(s.cfg.StreamingAddress, s.cfg.StreamingPort))
+	cfg := stream.Config{Address: s.cfg.StreamingAddress, Port: s.cfg.StreamingPort, Drain: time.Duration(s.cfg.DrainExecSyncIOTimeout)}
+	srv, err := stream.Start(cfg, streamBackend{s})
 	if err != nil {
-		return fmt.Errorf("listen for streaming: %w", err)
-	}
-	cfg := streaming.DefaultConfig
-	cfg.Addr = lis.Addr().String()
-	cfg.BaseURL = &url.URL{Scheme: "http", Host: lis.Addr().String()}
-	srv, err := streaming.NewServer(cfg, &streamRuntime{s: s})
-	if err != nil {
-		lis.Close()
 		return err
 	}
-	ss := &streamServer{server: srv, http: &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}, lis: lis, done: make(chan struct{})}
-	go func() {
-		defer close(ss.done)
-		if err := ss.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			klog.Background().Error(err, "Streaming server stopped")
-		}
-	}()
-	s.stream = ss
-	klog.Background().Info("Serving streams", "address", lis.Addr().String())
+	s.stream = srv
 	return nil
-}
-
-func (ss *streamServer) stop() {
-	if ss == nil {
-		return
-	}
-	_ = ss.http.Close()
-	<-ss.done
 }
 
 // Exec prepares a streaming exec and returns its URL.
@@ -79,7 +36,7 @@ func (s *Service) Exec(ctx context.Context, r *runtimeapi.ExecRequest) (*runtime
 	if _, err := s.runningTask(r.GetContainerId()); err != nil {
 		return nil, err
 	}
-	return s.stream.server.GetExec(r)
+	return s.stream.GetExec(r)
 }
 
 // Attach prepares a streaming attach and returns its URL.
@@ -90,7 +47,7 @@ func (s *Service) Attach(ctx context.Context, r *runtimeapi.AttachRequest) (*run
 	if _, err := s.runningTask(r.GetContainerId()); err != nil {
 		return nil, err
 	}
-	return s.stream.server.GetAttach(r)
+	return s.stream.GetAttach(r)
 }
 
 // PortForward prepares a streaming port-forward and returns its URL.
@@ -103,172 +60,91 @@ func (s *Service) PortForward(ctx context.Context, r *runtimeapi.PortForwardRequ
 		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", sb.Meta.ID, errdefs.ErrFailedPrecondition)
 	}
 	r.PodSandboxId = sb.Meta.ID
-	return s.stream.server.GetPortForward(r)
+	return s.stream.GetPortForward(r)
 }
 
-// streamRuntime does the streams the streaming server accepted.
-type streamRuntime struct{ s *Service }
+// streamBackend is what the streaming server needs of the Service.
+type streamBackend struct{ s *Service }
 
-func (sr *streamRuntime) Exec(ctx context.Context, containerID string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
-	task, err := sr.s.runningTask(containerID)
+var (
+	_ stream.Backend = streamBackend{}
+	_ stream.Task    = streamTask{}
+	_ stream.Process = execProcess{}
+)
+
+func (b streamBackend) RunningTask(containerID string) (stream.Task, error) {
+	t, err := b.s.runningTask(containerID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	code, err := sr.s.execStream(ctx, task, cmd, streams{in: in, out: out, err: errw, tty: tty, resize: resize})
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return utilexec.CodeExitError{Err: fmt.Errorf("command %q exited with %d", cmd, code), Code: code}
-	}
-	return nil
+	return streamTask{t}, nil
 }
 
-func (sr *streamRuntime) Attach(ctx context.Context, containerID string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
-	task, err := sr.s.runningTask(containerID)
+func (b streamBackend) PodNetNS(podSandboxID string) (string, error) {
+	sb, err := b.s.getSandbox(podSandboxID)
 	if err != nil {
-		return err
+		return "", err
 	}
-	att, err := task.Attach(ctx, runtime.AttachOpts{Stdin: in != nil, Stdout: out != nil, Stderr: errw != nil && !tty})
-	if err != nil {
-		return err
-	}
-	defer att.Close()
-	go forwardResize(ctx, resize, task.ResizePty)
-	return pump(att, streams{in: in, out: out, err: errw, tty: tty})
+	return sb.Meta.NetNSPath, nil
 }
 
-func (sr *streamRuntime) PortForward(ctx context.Context, podSandboxID string, port int32, stream io.ReadWriteCloser) error {
-	defer stream.Close()
-	sb, err := sr.s.getSandbox(podSandboxID)
+// streamTask is a running container's task as pkg/cri/stream drives it.
+type streamTask struct{ t *runtime.Task }
+
+func (st streamTask) Exec(ctx context.Context, cmd []string, o stream.ExecIO) (stream.Process, error) {
+	proc, err := stream.ProcessSpec(st.t.Bundle(), cmd, o.Terminal)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
-	var conn net.Conn
-	dial := func() error {
-		var d net.Dialer
-		conn, err = d.DialContext(ctx, "tcp", addr)
-		return err
-	}
-	if sb.Meta.NetNSPath == "" {
-		err = dial()
-	} else {
-		ns, lerr := network.LoadNetNS(sb.Meta.NetNSPath)
-		if lerr != nil {
-			return lerr
-		}
-		err = ns.Do(dial)
-	}
+	p, err := st.t.Exec(ctx, newID()[:32], proc, runtime.IO{Terminal: o.Terminal, Stdin: o.Stdin})
 	if err != nil {
-		return fmt.Errorf("connect to port %d of pod sandbox %s: %w", port, podSandboxID, err)
+		return nil, err
 	}
-	defer conn.Close()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_, _ = io.Copy(conn, stream)
-		if tc, ok := conn.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-	}()
-	_, _ = io.Copy(stream, conn)
-	stream.Close()
-	wg.Wait()
-	return nil
+	return execProcess{p}, nil
 }
 
-type streams struct {
-	in       io.Reader
-	out, err io.WriteCloser
-	tty      bool
-	resize   <-chan remotecommandserver.TerminalSize
+func (st streamTask) Attach(ctx context.Context, o stream.AttachOpts) (stream.Attachment, error) {
+	return attachment(st.t.Attach(ctx, runtime.AttachOpts(o)))
 }
 
-// execStream runs cmd as an exec process wired to the client's streams and
-// returns its exit code. As for ExecSync, the output is read for at most
-// DrainExecSyncIOTimeout once the process exited (drainOutput).
-func (s *Service) execStream(ctx context.Context, task *runtime.Task, cmd []string, st streams) (int, error) {
-	proc, err := execProcessSpec(task.Bundle(), cmd, st.tty)
+func (st streamTask) ResizePty(ctx context.Context, width, height uint32) error {
+	return st.t.ResizePty(ctx, width, height)
+}
+
+// execProcess is an exec process as pkg/cri/stream drives it.
+type execProcess struct{ p *runtime.Process }
+
+func (e execProcess) ID() string { return e.p.ID() }
+
+func (e execProcess) Attach(ctx context.Context, o stream.AttachOpts) (stream.Attachment, error) {
+	return attachment(e.p.Attach(ctx, runtime.AttachOpts(o)))
+}
+
+func (e execProcess) Start(ctx context.Context) error {
+	_, err := e.p.Start(ctx)
+	return err
+}
+
+func (e execProcess) Wait(ctx context.Context) (int, error) {
+	exit, err := e.p.Wait(ctx)
 	if err != nil {
 		return 0, err
 	}
-	execID := newID()[:32]
-	p, err := task.Exec(ctx, execID, proc, runtime.IO{Terminal: st.tty, Stdin: st.in != nil})
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = p.Delete(context.WithoutCancel(ctx)) }()
-	att, err := p.Attach(ctx, runtime.AttachOpts{Stdin: st.in != nil, Stdout: st.out != nil, Stderr: st.err != nil && !st.tty})
-	if err != nil {
-		return 0, err
-	}
-	pumped := make(chan struct{})
-	go func() {
-		defer close(pumped)
-		if err := pump(att, st); err != nil && !errors.Is(err, io.EOF) {
-			klog.FromContext(ctx).V(4).Info("Exec stream ended with an error", "execID", execID, "err", err)
-		}
-	}()
-	defer func() { // runs before the Delete: the output copier is gone by then
-		att.Close()
-		<-pumped
-	}()
-	if _, err := p.Start(ctx); err != nil {
-		return 0, err
-	}
-	go forwardResize(ctx, st.resize, p.ResizePty)
-	exit, err := p.Wait(context.WithoutCancel(ctx))
-	if err != nil {
-		return 0, err
-	}
-	s.drainOutput(ctx, execID, pumped, att)
 	return exit.Status, nil
 }
 
-// attachment is what pump needs of an attached stream.
-type attachment interface {
-	Write([]byte) (int, error)
-	CloseStdin() error
-	CopyOutput(stdout, stderr io.Writer) error
+func (e execProcess) Kill(ctx context.Context, sig syscall.Signal) error { return e.p.Kill(ctx, sig) }
+
+func (e execProcess) ResizePty(ctx context.Context, width, height uint32) error {
+	return e.p.ResizePty(ctx, width, height)
 }
 
-// pump copies stdin to the process and its output to the client until the
-// output ends (the process exited and its output drained) or att is closed.
-func pump(att attachment, st streams) error {
-	if st.in != nil {
-		go func() {
-			_, _ = io.Copy(att, st.in)
-			_ = att.CloseStdin()
-		}()
-	}
-	var stdout, stderr io.Writer = io.Discard, io.Discard
-	if st.out != nil {
-		stdout = st.out
-	}
-	if st.err != nil {
-		stderr = st.err
-	}
-	return att.CopyOutput(stdout, stderr)
-}
+func (e execProcess) Delete(ctx context.Context) error { return e.p.Delete(ctx) }
 
-// forwardResize passes terminal size changes to the process's pty.
-func forwardResize(ctx context.Context, resize <-chan remotecommandserver.TerminalSize, apply func(context.Context, uint32, uint32) error) {
-	if resize == nil {
-		return
+// attachment hands on an attach's result, and no typed nil on an error.
+func attachment[A stream.Attachment](a A, err error) (stream.Attachment, error) {
+	if err != nil {
+		return nil, err
 	}
-	for {
-		select {
-		case size, ok := <-resize:
-			if !ok {
-				return
-			}
-			if size.Width > 0 && size.Height > 0 {
-				_ = apply(ctx, uint32(size.Width), uint32(size.Height))
-			}
-		case <-ctx.Done():
-			return
-		}
-	}
+	return a, nil
 }

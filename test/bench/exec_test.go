@@ -6,7 +6,7 @@ package bench
 //
 // BenchmarkExecSync starts one sleeping busybox task through pkg/runtime
 // (the real shim) and runs /bin/true in it two ways, interleaved on the
-// same container: the daemon's ExecSync path (pkg/cri execInTask: read the
+// same container: the daemon's ExecSync path (pkg/cri/stream Exec: read the
 // bundle's config.json for the init's process spec, Exec, Attach, Start,
 // Wait for the exit and the output's EOF, Delete) and bare
 // `runc --root <root> exec <id> /bin/true`. What is not timed is the CRI
@@ -40,7 +40,7 @@ const (
 type execPhases struct{ spec, exec, attach, start, wait, del cycleTimes }
 
 // execSync is what pkg/cri's ExecSync does for a running container's task
-// (execInTask and execProcessSpec), step for step.
+// (stream.Exec and stream.ProcessSpec), step for step.
 func execSync(ctx context.Context, task *runtime.Task, id string, ph *execPhases) (int, error) {
 	t0 := time.Now()
 	data, err := os.ReadFile(filepath.Join(task.Bundle(), "config.json"))

@@ -67,6 +67,43 @@ var rules = []rule{
 		ours: []string{"pkg/shim/...", "pkg/errdefs"}, oursDeep: true,
 		deny: []string{criAPI, bbolt, grpc, klog},
 	},
+	// The facade's sub-packages that hold no CRI objects: they never
+	// import pkg/cri (it imports them), and what they need of it is an
+	// interface they declare.
+	{
+		pkgs: "pkg/cri/stats",
+		ours: []string{"pkg/errdefs"}, oursDeep: true,
+		deny:   []string{goRunc, bbolt},
+		source: "docs/architecture.md (cgroup, /proc and layer readers and the metric series; no task runtime)",
+	},
+	{
+		pkgs: "pkg/cri/events",
+		ours: []string{"pkg/errdefs"}, oursDeep: true,
+		deny:   []string{goRunc, bbolt},
+		source: "docs/architecture.md (the container event broadcaster; no task runtime)",
+	},
+	{
+		pkgs: "pkg/cri/stream",
+		ours: []string{"pkg/errdefs", "pkg/network"}, oursDeep: true,
+		deny:   []string{goRunc, bbolt},
+		source: "docs/architecture.md (the streaming server and exec plumbing, over interfaces pkg/cri implements)",
+	},
+	{
+		pkgs:       "pkg/cri/images",
+		ours:       []string{"pkg/image", "pkg/errdefs", "pkg/cri/stream"},
+		deny:       []string{goRunc, "pkg/runtime/...", "pkg/shim/..."},
+		denyDirect: []string{bbolt},
+		source:     "docs/architecture.md (the CRI ImageService over the image service)",
+	},
+	{
+		pkgs: "pkg/cri/host",
+		// pkg/image for its Mount (the idmapped rootfs), pkg/cri/spec
+		// for the capability and user namespace helpers.
+		ours:       []string{"pkg/errdefs", "pkg/image", "pkg/cri/spec"},
+		deny:       []string{goRunc, "pkg/runtime/...", "pkg/shim/..."},
+		denyDirect: []string{bbolt},
+		source:     "docs/architecture.md (the facade's host probes, dirs and mounts; no task runtime)",
+	},
 	{
 		pkgs: "pkg/cri/...",
 		// pkg/nri: the facade's NRI adapter, docs/nri.md.
@@ -379,6 +416,7 @@ func TestRulesCatchViolations(t *testing.T) {
 	add(m("pkg/cri"), false, m("pkg/runtime"), m("pkg/shim/client"))
 	add(m("pkg/store"), false, m("pkg/errdefs"), m("pkg/network"))
 	add(m("pkg/network"), false, m("pkg/errdefs"))
+	add(m("pkg/cri/stats"), false, m("pkg/errdefs"), m("pkg/cri"))
 
 	for _, tc := range []struct {
 		rule rule
@@ -395,6 +433,15 @@ func TestRulesCatchViolations(t *testing.T) {
 			"pkg/cri: must not import pkg/shim/process: pkg/cri → pkg/runtime → pkg/shim/process",
 			"pkg/cri: may import of ours only",
 			"pkg/cri: must not import pkg/shim/client directly: pkg/cri → pkg/shim/client",
+		}},
+		// A sub-package of the facade that imports it back (and with it
+		// the task runtime).
+		{ruleFor(t, "pkg/cri/stats"), m("pkg/cri/stats"), []string{
+			"pkg/cri/stats: may import of ours only pkg/errdefs, but imports pkg/cri: pkg/cri/stats → pkg/cri",
+			"but imports pkg/runtime: pkg/cri/stats → pkg/cri → pkg/runtime",
+			"but imports pkg/shim/client",
+			"but imports pkg/shim/process",
+			"pkg/cri/stats: must not import github.com/containerd/go-runc",
 		}},
 		{ruleFor(t, "pkg/store/..."), m("pkg/store"), []string{"pkg/store: may import of ours only pkg/errdefs, but imports pkg/network: pkg/store → pkg/network"}},
 		{ruleFor(t, "pkg/errdefs"), m("pkg/errdefs"), []string{}},

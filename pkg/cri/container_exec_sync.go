@@ -53,10 +53,10 @@ func (s *Service) runningTask(id string) (*runtime.Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st := c.Status().State(); st != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		return nil, fmt.Errorf("container %s is %s, not RUNNING: %w", c.Meta.ID, stateName(st), errdefs.ErrFailedPrecondition)
+	if err := requireRunning(c); err != nil {
+		return nil, err
 	}
-	return s.tasks.Get(taskNamespace, c.Meta.ID)
+	return s.liveTask(c)
 }
 
 type execOpts struct {

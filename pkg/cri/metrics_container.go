@@ -3,15 +3,12 @@ package cri
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
-
-	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
 // containerReading is everything read about one live container for its
@@ -143,8 +140,7 @@ func (s *Service) podSandboxMetrics(ctx context.Context) ([]*runtimeapi.PodSandb
 	layers := &layerFS{dir: filepath.Join(s.rootDir, "containers")}
 	var out []*runtimeapi.PodSandboxMetrics
 	for _, sb := range s.sandboxes.List() {
-		st := sb.Status()
-		if st.State() != runtimeapi.PodSandboxState_SANDBOX_READY {
+		if requireReady(sb) != nil {
 			continue
 		}
 		cfg := sb.Meta.config
@@ -161,8 +157,8 @@ func (s *Service) podSandboxMetrics(ctx context.Context) ([]*runtimeapi.PodSandb
 		for _, c := range s.containersOf(sb.Meta.ID) {
 			cm, err := s.containerMetrics(ctx, c, md, now, layers)
 			switch {
-			case errdefs.IsNotFound(err):
-				continue // not running, or exited meanwhile
+			case notLive(err):
+				continue // no live task, or gone meanwhile
 			case err != nil:
 				return nil, err
 			}
@@ -193,13 +189,14 @@ func (l *layerFS) get(ctx context.Context) *fsInfo {
 	return l.info
 }
 
-// containerMetrics reads a live container; ErrNotFound if it has no live
-// task. Only the cgroup is required: the limits, processes and writable
-// layer are best effort, and their series are left out when unreadable.
+// containerMetrics reads a live container; FailedPrecondition if it has
+// no live task. Only the cgroup is required: the limits, processes and
+// writable layer are best effort, and their series are left out when
+// unreadable.
 func (s *Service) containerMetrics(ctx context.Context, c *container, pod *runtimeapi.PodSandboxMetadata, now time.Time, layers *layerFS) (*runtimeapi.ContainerMetrics, error) {
 	st := c.Status()
-	if state := st.State(); state == runtimeapi.ContainerState_CONTAINER_EXITED || state == runtimeapi.ContainerState_CONTAINER_UNKNOWN {
-		return nil, fmt.Errorf("container %s is %s: %w", c.Meta.ID, stateName(state), errdefs.ErrNotFound)
+	if _, err := s.liveTask(c); err != nil {
+		return nil, err
 	}
 	p, err := s.taskCgroup(c.Meta.ID)
 	if err != nil {

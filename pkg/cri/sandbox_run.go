@@ -111,12 +111,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	select {
 	case <-t.Exited():
 		if e, err := t.Wait(ctx); err == nil {
-			_ = sb.UpdateSync(ctx, func(st sandboxStatus) (sandboxStatus, error) {
-				if st.StoppedAt == 0 {
-					st.StoppedAt = e.ExitedAt.UnixNano()
-				}
-				return st, nil
-			})
+			_ = sandboxStopped(ctx, sb, exitOf(e).At)
 		}
 	default:
 	}

@@ -1,8 +1,10 @@
 // Package cri is the CRI v1 facade: it serves RuntimeService and
 // ImageService, translates CRI messages into calls on the task runtime,
 // the image service and the network, and maps errors to gRPC codes once
-// (in the interceptors). It holds no lifecycle rules of its own beyond the
-// CRI objects' status.
+// (in the interceptors). The lifecycle rules of its objects (the
+// transitions of a sandbox's and a container's status, and the
+// preconditions the handlers check) are one table, pkg/cri/lifecycle; the
+// handlers apply them and do the work.
 package cri
 
 import (

@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"fmt"
 	"path"
 	"strings"
 	"time"
@@ -10,7 +9,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
-	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
 // defaultInterface is the pod interface CNI plugins create, reported as the
@@ -18,8 +16,8 @@ import (
 const defaultInterface = "eth0"
 
 // PodSandboxStats reports a ready pod's CPU, memory, processes and network
-// and the stats of its live containers. An absent or stopped pod is
-// NotFound.
+// and the stats of its live containers. An absent pod is NotFound, a
+// stopped one (or one being stopped) FailedPrecondition.
 func (s *Service) PodSandboxStats(ctx context.Context, r *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error) {
 	sb, err := s.getSandbox(r.GetPodSandboxId())
 	if err != nil {
@@ -50,7 +48,7 @@ func (s *Service) listSandboxStats(ctx context.Context, f *runtimeapi.PodSandbox
 		}
 		st, err := s.sandboxStats(ctx, sb)
 		switch {
-		case errdefs.IsNotFound(err):
+		case notLive(err):
 			continue
 		case err != nil:
 			return nil, err
@@ -66,8 +64,8 @@ func (s *Service) listSandboxStats(ctx context.Context, f *runtimeapi.PodSandbox
 // the runtime's default parent with other pods, so the pod's figures are
 // the sum of its pause's (if it has one) and its live containers' cgroups.
 func (s *Service) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.PodSandboxStats, error) {
-	if st := sb.Status(); st.State() != runtimeapi.PodSandboxState_SANDBOX_READY {
-		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", sb.Meta.ID, errdefs.ErrNotFound)
+	if err := requireReady(sb); err != nil {
+		return nil, err
 	}
 	pause := cgroupSample{at: time.Now()}
 	if !sb.Meta.NoPause {
@@ -80,7 +78,7 @@ func (s *Service) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.Po
 	for _, c := range s.containersOf(sb.Meta.ID) {
 		cs, err := s.containerStats(ctx, c)
 		switch {
-		case errdefs.IsNotFound(err):
+		case notLive(err):
 			continue
 		case err != nil:
 			return nil, err
@@ -121,7 +119,7 @@ func (s *Service) podCgroupSample(sb *sandbox, pause cgroupSample) (cgroupSample
 	for _, c := range s.containersOf(sb.Meta.ID) {
 		cs, err := s.taskCgroupSample(c.Meta.ID)
 		switch {
-		case errdefs.IsNotFound(err):
+		case notLive(err):
 			continue
 		case err != nil:
 			return cgroupSample{}, err

@@ -99,8 +99,8 @@ func (s *Service) PortForward(ctx context.Context, r *runtimeapi.PortForwardRequ
 	if err != nil {
 		return nil, err
 	}
-	if sb.Status().State() != runtimeapi.PodSandboxState_SANDBOX_READY {
-		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", sb.Meta.ID, errdefs.ErrFailedPrecondition)
+	if err := requireReady(sb); err != nil {
+		return nil, err
 	}
 	r.PodSandboxId = sb.Meta.ID
 	return s.stream.server.GetPortForward(r)

@@ -48,7 +48,7 @@ func (s *Service) ExecSync(ctx context.Context, r *runtimeapi.ExecSyncRequest) (
 }
 
 // runningTask finds the task of a running container.
-func (s *Service) runningTask(id string) (*runtime.Task, error) {
+func (s *Service) runningTask(id string) (taskHandle, error) {
 	c, err := s.getContainer(id)
 	if err != nil {
 		return nil, err
@@ -70,7 +70,7 @@ type execOpts struct {
 // execInTask runs cmd as an exec process of task with the init's user, env
 // and working dir, and returns its exit code. Once the process exited, its
 // output is read for at most DrainExecSyncIOTimeout more (drainOutput).
-func (s *Service) execInTask(ctx context.Context, task *runtime.Task, o execOpts) (int, error) {
+func (s *Service) execInTask(ctx context.Context, task taskHandle, o execOpts) (int, error) {
 	proc, err := execProcessSpec(task.Bundle(), o.cmd, o.tty)
 	if err != nil {
 		return 0, err

@@ -81,7 +81,7 @@ func (s *Service) stopContainer(ctx context.Context, c *container, timeout int64
 
 // killContainerTask SIGKILLs every process of a task and waits a bounded
 // time for its exit.
-func killContainerTask(ctx context.Context, task *runtime.Task) (*runtime.Exit, error) {
+func killContainerTask(ctx context.Context, task taskHandle) (*runtime.Exit, error) {
 	if err := task.Kill(ctx, syscall.SIGKILL, true); err != nil && !ignorableKillErr(err) {
 		return nil, err
 	}

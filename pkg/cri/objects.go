@@ -78,7 +78,7 @@ type record[M any, S any] struct {
 	Status S `json:"status"`
 }
 
-func persistFunc[M any, S any](st *store.Store, kind store.Kind, idOf func(M) string) func(context.Context, M, S) error {
+func persistFunc[M any, S any](st recordStore, kind store.Kind, idOf func(M) string) func(context.Context, M, S) error {
 	return func(ctx context.Context, m M, s S) error {
 		return st.Put(context.WithoutCancel(ctx), kind, idOf(m), record[M, S]{Meta: m, Status: s})
 	}

@@ -31,7 +31,7 @@ func requireReady(sb *sandbox) error {
 // stats, metrics, resource updates and start need it. An existing
 // container without one is FailedPrecondition, as is one whose task is
 // gone or has exited before its exit was recorded.
-func (s *Service) liveTask(c *container) (*runtime.Task, error) {
+func (s *Service) liveTask(c *container) (taskHandle, error) {
 	if err := lifecycle.WithID(c.Status().RequireLiveTask(), c.Meta.ID); err != nil {
 		return nil, err
 	}

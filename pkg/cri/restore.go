@@ -10,7 +10,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
-	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
 
@@ -213,7 +212,7 @@ func (s *Service) removeOrphanVolumes(ctx context.Context) {
 
 // killAndDelete SIGKILLs every process of a task, waits for its exit and
 // deletes it; all bounded in time.
-func (s *Service) killAndDelete(ctx context.Context, t *runtime.Task) error {
+func (s *Service) killAndDelete(ctx context.Context, t taskHandle) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	select {

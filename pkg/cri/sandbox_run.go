@@ -288,7 +288,7 @@ func (s *Service) writeSandboxFiles(id string, cfg *runtimeapi.PodSandboxConfig,
 
 // startPauseTask creates and starts the pause task in the pod's
 // namespaces and cgroup parent.
-func (s *Service) startPauseTask(ctx context.Context, undo *rollback, meta sandboxMeta, rtOpts runtime.RuntimeOpts) (*runtime.Task, error) {
+func (s *Service) startPauseTask(ctx context.Context, undo *rollback, meta sandboxMeta, rtOpts runtime.RuntimeOpts) (taskHandle, error) {
 	id := meta.ID
 	rootfs, args, err := s.pauseRoot(ctx, undo, meta)
 	if err != nil {

@@ -22,11 +22,8 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/index"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
-	"github.com/cri-runtime/cri-runtime/pkg/image"
-	"github.com/cri-runtime/cri-runtime/pkg/network"
 	"github.com/cri-runtime/cri-runtime/pkg/nri"
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
-	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
 
 // Version facts reported by the Version RPC.
@@ -41,39 +38,10 @@ const (
 // RuntimeVersion is set at build time.
 var RuntimeVersion = "0.1.0-dev"
 
-// taskRuntime is what the facade needs of the task runtime.
-type taskRuntime interface {
-	Create(ctx context.Context, ns, id string, opts runtime.CreateOpts) (*runtime.Task, error)
-	Get(ns, id string) (*runtime.Task, error)
-	Tasks(ns string) []*runtime.Task
-	Delete(ctx context.Context, ns, id string) (*runtime.Exit, error)
-	Subscribe(ctx context.Context) <-chan runtime.Event
-}
-
-// imageService is what the facade needs of the image service.
-type imageService interface {
-	Pull(ctx context.Context, ref string, auth *image.Auth) (image.Image, error)
-	Get(ctx context.Context, ref string) (image.Image, error)
-	List(ctx context.Context) ([]image.Image, error)
-	Remove(ctx context.Context, ref string) error
-	FsInfo(ctx context.Context) (usedBytes, inodesUsed uint64, mountpoint string, err error)
-	PrepareRootfs(ctx context.Context, containerID, imageID string) ([]image.Mount, error)
-	RemoveRootfs(ctx context.Context, containerID string) error
-	ImageMount(ctx context.Context, mountID, imageRef string) ([]image.Mount, error)
-	ImageMounts(ctx context.Context) ([]string, error)
-	RemoveImageMount(ctx context.Context, mountID string) error
-}
-
-// networkManager is what the facade needs of the pod network.
-type networkManager interface {
-	Ready() error
-	SetPodCIDR(cidr string) error
-	Setup(ctx context.Context, req network.SetupRequest) (*network.Result, error)
-	Teardown(ctx context.Context, req network.SetupRequest) error
-}
-
-// Service serves the CRI. Its fields are the narrow interfaces it needs
-// and the index of its objects.
+// Service serves the CRI. It reaches the layers below only through the
+// interfaces of dependencies.go (tasks, images, network, records, NRI);
+// its other fields are its config, facts about the host, the index of its
+// objects, and the streaming server and event stream it runs itself.
 type Service struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	runtimeapi.UnimplementedImageServiceServer
@@ -97,16 +65,17 @@ type Service struct {
 	tasks   taskRuntime
 	images  imageService
 	network networkManager
-	store   *store.Store
+	store   recordStore
 
 	sandboxes      *index.Index[*sandbox]
 	sandboxNames   *index.Names
 	containers     *index.Index[*container]
 	containerNames *index.Names
 
-	// nri relays the lifecycle to NRI plugins (nri.go); nil when off.
+	// nri relays the lifecycle to NRI plugins (nri.go); a disabled one
+	// does nothing.
 	nriCfg nri.Config
-	nri    *nri.Adapter
+	nri    nriRelay
 
 	events    <-chan runtime.Event
 	obs       *observer // stats samples, CRI event subscribers
@@ -133,9 +102,15 @@ func WithNetNSDir(dir string) Option { return func(s *Service) { s.netnsDir = di
 // to the daemon, then on PATH).
 func WithPauseBinary(path string) Option { return func(s *Service) { s.pauseBinary = path } }
 
-// New builds the CRI service. It subscribes to the task runtime's events
-// at once, so that nothing the runtime's restore publishes is missed.
-func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager, st *store.Store, opts ...Option) (*Service, error) {
+// New builds the CRI service over the task runtime rt. It subscribes to
+// the task runtime's events at once, so that nothing the runtime's restore
+// publishes is missed.
+func New(cfg Config, rt *runtime.Runtime, images imageService, netw networkManager, st recordStore, opts ...Option) (*Service, error) {
+	return newService(cfg, runtimeTasks{rt}, images, netw, st, opts...)
+}
+
+// newService is New over any taskRuntime: the tests' fake one, too.
+func newService(cfg Config, tasks taskRuntime, images imageService, netw networkManager, st recordStore, opts ...Option) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -218,7 +193,9 @@ func (s *Service) Close() {
 	s.closeOnce.Do(func() {
 		s.obs.events.close()
 		s.cancel()
-		s.nri.Stop()
+		if s.nri != nil { // a Service built field by field (tests) has none
+			s.nri.Stop()
+		}
 		s.stream.stop()
 	})
 }

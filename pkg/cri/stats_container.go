@@ -11,7 +11,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
-	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 )
 
 // ContainerStats reports a live container's CPU, memory, processes and
@@ -141,7 +140,7 @@ func (s *Service) taskCgroup(id string) (string, error) {
 
 // taskCgroupPath is a task's cgroup, from its bundle's config.json, read
 // once per task.
-func (s *Service) taskCgroupPath(t *runtime.Task) (string, error) {
+func (s *Service) taskCgroupPath(t taskHandle) (string, error) {
 	o := s.observer()
 	if p, ok := o.cgroups.Load(t.ID()); ok {
 		return p.(string), nil

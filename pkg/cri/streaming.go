@@ -189,7 +189,7 @@ type streams struct {
 // execStream runs cmd as an exec process wired to the client's streams and
 // returns its exit code. As for ExecSync, the output is read for at most
 // DrainExecSyncIOTimeout once the process exited (drainOutput).
-func (s *Service) execStream(ctx context.Context, task *runtime.Task, cmd []string, st streams) (int, error) {
+func (s *Service) execStream(ctx context.Context, task taskHandle, cmd []string, st streams) (int, error) {
 	proc, err := execProcessSpec(task.Bundle(), cmd, st.tty)
 	if err != nil {
 		return 0, err

@@ -144,6 +144,9 @@ func (sr *streamRuntime) PortForward(ctx context.Context, podSandboxID string, p
 	if err != nil {
 		return err
 	}
+	if err := requireReady(sb); err != nil {
+		return err // stopped since the URL was handed out
+	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
 	var conn net.Conn
 	dial := func() error {

@@ -1,7 +1,7 @@
 // Package testutil holds the helpers that several packages' tests and the
-// benchmarks share: a real registry on loopback, a busybox rootfs, and the
-// removal of iptables rules a test's CNI network left. It is imported only
-// by tests.
+// benchmarks share: a real registry on loopback, a busybox rootfs, the
+// removal of iptables rules a test's CNI network left, and a gRPC server
+// on an in-memory connection. It is imported only by tests.
 package testutil
 
 import (

@@ -3,6 +3,10 @@ package testutil
 import (
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func TestIPTablesCleanup(t *testing.T) {
@@ -29,5 +33,13 @@ COMMIT
 	}
 	if IPTablesCleanup(save, "nothing-matches") != "" {
 		t.Error("a script for a marker nothing has")
+	}
+}
+
+func TestServeInMemory(t *testing.T) {
+	conn := ServeInMemory(t, func(s *grpc.Server) { healthpb.RegisterHealthServer(s, health.NewServer()) })
+	resp, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Check over the in-memory connection: %v, %v", resp, err)
 	}
 }

@@ -24,8 +24,8 @@ func (s *Service) CheckpointContainer(ctx context.Context, r *runtimeapi.Checkpo
 	if err != nil {
 		return nil, err
 	}
-	if st := c.Status().State(); st != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		return nil, fmt.Errorf("container %s is %s, not RUNNING: %w", c.Meta.ID, stateName(st), errdefs.ErrFailedPrecondition)
+	if err := requireRunning(c); err != nil {
+		return nil, err
 	}
 	return nil, fmt.Errorf("checkpoint of container %s: the shim has no checkpoint call, and the facade may not run runc itself; %s: %w",
 		c.Meta.ID, s.criuCheck(ctx), errdefs.ErrNotImplemented)

@@ -31,8 +31,8 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateConta
 	if err != nil {
 		return nil, err
 	}
-	if st := sb.Status(); st.State() != runtimeapi.PodSandboxState_SANDBOX_READY || st.stopping {
-		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", sb.Meta.ID, errdefs.ErrFailedPrecondition)
+	if err := requireReady(sb); err != nil {
+		return nil, err
 	}
 	digest, raw, err := configDigest(cfg)
 	if err != nil {

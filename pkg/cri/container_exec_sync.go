@@ -10,7 +10,6 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
-	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 )
 
 // maxExecSyncOutput caps what ExecSync returns of stdout and stderr
@@ -44,13 +43,13 @@ func (s *Service) ExecSync(ctx context.Context, r *runtimeapi.ExecSyncRequest) (
 }
 
 // runningTask finds the task of a running container.
-func (s *Service) runningTask(id string) (*runtime.Task, error) {
+func (s *Service) runningTask(id string) (taskHandle, error) {
 	c, err := s.getContainer(id)
 	if err != nil {
 		return nil, err
 	}
-	if st := c.Status().State(); st != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		return nil, fmt.Errorf("container %s is %s, not RUNNING: %w", c.Meta.ID, stateName(st), errdefs.ErrFailedPrecondition)
+	if err := requireRunning(c); err != nil {
+		return nil, err
 	}
-	return s.tasks.Get(taskNamespace, c.Meta.ID)
+	return s.liveTask(c)
 }

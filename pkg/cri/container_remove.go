@@ -8,6 +8,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/lifecycle"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
@@ -33,19 +34,17 @@ func (s *Service) RemoveContainer(ctx context.Context, r *runtimeapi.RemoveConta
 // earlier, interrupted removal already did.
 func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	logger := klog.FromContext(ctx).WithValues("containerID", c.Meta.ID)
-	if err := c.Update(markRemoving); err != nil {
-		return err
+	if err := c.Update(containerStatus.MarkRemoving); err != nil {
+		return lifecycle.WithID(err, c.Meta.ID)
 	}
-	defer func() {
-		_ = c.Update(func(st containerStatus) (containerStatus, error) { st.removing = false; return st, nil })
-	}()
+	defer func() { _ = c.Update(containerStatus.EndRemove) }()
 	if task, err := s.tasks.Get(taskNamespace, c.Meta.ID); err == nil {
 		if err := s.killAndDelete(ctx, task); err != nil {
 			return fmt.Errorf("delete task of container %s: %w", c.Meta.ID, err)
 		}
 		// The exit event may still be in flight; record the exit now.
 		if e, err := task.Wait(ctx); err == nil {
-			_ = c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) { return exited(st, e), nil })
+			_ = s.recordExit(ctx, c, e)
 		}
 	}
 	if err := s.removeRootfsMount(c.Meta.ID); err != nil {
@@ -69,13 +68,4 @@ func (s *Service) removeContainer(ctx context.Context, c *container) error {
 	logger.V(2).Info("Removed container")
 	s.publishContainerEvent(ctx, c, evDeleted)
 	return nil
-}
-
-// markRemoving refuses a second concurrent removal or a removal during start.
-func markRemoving(st containerStatus) (containerStatus, error) {
-	if st.removing || st.starting {
-		return st, fmt.Errorf("container is %s%s: %w", stateName(st.State()), busy(st), errdefs.ErrFailedPrecondition)
-	}
-	st.removing = true
-	return st, nil
 }

@@ -80,16 +80,9 @@ func (s *Service) stopContainer(ctx context.Context, c *container, timeout int64
 	return s.recordExit(ctx, c, e)
 }
 
-// recordExit writes a container's exit into its status now, so the caller
-// of StopContainer sees it EXITED when the call returns; the exit event
-// that follows finds it recorded and changes nothing.
-func (s *Service) recordExit(ctx context.Context, c *container, e *runtime.Exit) error {
-	return c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) { return exited(st, e), nil })
-}
-
 // killContainerTask SIGKILLs every process of a task and waits a bounded
 // time for its exit.
-func killContainerTask(ctx context.Context, task *runtime.Task) (*runtime.Exit, error) {
+func killContainerTask(ctx context.Context, task taskHandle) (*runtime.Exit, error) {
 	if err := task.Kill(ctx, syscall.SIGKILL, true); err != nil && !ignorableKillErr(err) {
 		return nil, err
 	}

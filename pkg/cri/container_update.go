@@ -9,7 +9,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
-	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
 // UpdateContainerResources changes a container's cgroup limits; they are
@@ -23,8 +22,9 @@ func (s *Service) UpdateContainerResources(ctx context.Context, r *runtimeapi.Up
 	if res == nil {
 		return &runtimeapi.UpdateContainerResourcesResponse{}, nil
 	}
-	if st := c.Status().State(); st == runtimeapi.ContainerState_CONTAINER_EXITED || st == runtimeapi.ContainerState_CONTAINER_UNKNOWN {
-		return nil, fmt.Errorf("container %s is %s: %w", c.Meta.ID, stateName(st), errdefs.ErrFailedPrecondition)
+	task, err := s.liveTask(c)
+	if err != nil {
+		return nil, err
 	}
 	tmp := &specs.Spec{Process: &specs.Process{}, Linux: &specs.Linux{}}
 	if err := spec.ApplyOpts(tmp, spec.WithResources(res, s.cfg.Containers), spec.WithOOMScoreAdj(res.GetOomScoreAdj(), s.oomFloor)); err != nil {
@@ -34,10 +34,6 @@ func (s *Service) UpdateContainerResources(ctx context.Context, r *runtimeapi.Up
 		return nil, err
 	}
 	if err := spec.ApplyOpts(tmp, spec.WithHugetlbController(s.hugetlb, s.cfg.Containers)); err != nil {
-		return nil, err
-	}
-	task, err := s.tasks.Get(taskNamespace, c.Meta.ID)
-	if err != nil {
 		return nil, err
 	}
 	if tmp.Linux.Resources != nil {

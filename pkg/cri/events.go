@@ -2,19 +2,10 @@ package cri
 
 import (
 	"context"
-	"time"
 
 	"k8s.io/klog/v2"
 
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
-)
-
-// Exit reasons reported in ContainerStatus.
-const (
-	reasonCompleted = "Completed"
-	reasonError     = "Error"
-	reasonOOMKilled = "OOMKilled"
-	reasonUnknown   = "Unknown"
 )
 
 // handleEvents turns task events into CRI status until ctx ends.
@@ -56,9 +47,7 @@ func (s *Service) handleEvent(ctx context.Context, ev runtime.Event) {
 	}
 	logger := klog.FromContext(ctx)
 	if c, err := s.containers.Get(ev.ID); err == nil && c.Meta.ID == ev.ID {
-		if err := c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) {
-			return exited(st, ev.Exit), nil
-		}); err != nil {
+		if err := s.recordExit(ctx, c, ev.Exit); err != nil {
 			logger.Error(err, "Failed to record a container's exit", "containerID", ev.ID)
 		}
 		s.publishContainerEvent(ctx, c, evStopped)
@@ -66,37 +55,9 @@ func (s *Service) handleEvent(ctx context.Context, ev runtime.Event) {
 		return
 	}
 	if sb, err := s.sandboxes.Get(ev.ID); err == nil && sb.Meta.ID == ev.ID {
-		if err := sb.UpdateSync(ctx, func(st sandboxStatus) (sandboxStatus, error) {
-			if st.StoppedAt == 0 {
-				st.StoppedAt = ev.Exit.ExitedAt.UnixNano()
-			}
-			return st, nil
-		}); err != nil {
+		if err := sandboxStopped(ctx, sb, exitOf(ev.Exit).At); err != nil {
 			logger.Error(err, "Failed to record a sandbox's exit", "podSandboxID", ev.ID)
 		}
 		s.publishSandboxEvent(ctx, sb, evStopped)
 	}
-}
-
-// exited records an exit in a container's status, once: a later (repeated)
-// exit of the same task does not overwrite the first.
-func exited(st containerStatus, e *runtime.Exit) containerStatus {
-	if st.FinishedAt != 0 {
-		return st
-	}
-	at := e.ExitedAt
-	if at.IsZero() {
-		at = time.Now()
-	}
-	st.FinishedAt = at.UnixNano()
-	st.ExitCode = int32(e.Status)
-	switch {
-	case e.OOMKilled:
-		st.Reason = reasonOOMKilled
-	case e.Status == 0:
-		st.Reason = reasonCompleted
-	default:
-		st.Reason = reasonError
-	}
-	return st
 }

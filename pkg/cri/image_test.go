@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -14,13 +13,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/cri-runtime/cri-runtime/internal/testutil"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 )
@@ -115,13 +113,15 @@ func (f *fakeImages) FsInfo(ctx context.Context) (uint64, uint64, string, error)
 	return 4096, 7, "/var/lib/cri-runtime/images/layers", nil
 }
 
+// PrepareRootfs hands out an empty rootfs (no mounts) of a known image.
 func (f *fakeImages) PrepareRootfs(ctx context.Context, containerID, imageID string) ([]image.Mount, error) {
-	return nil, errdefs.ErrNotImplemented
+	if _, err := f.Get(ctx, imageID); err != nil {
+		return nil, err
+	}
+	return nil, nil
 }
 
-func (f *fakeImages) RemoveRootfs(ctx context.Context, containerID string) error {
-	return errdefs.ErrNotImplemented
-}
+func (f *fakeImages) RemoveRootfs(ctx context.Context, containerID string) error { return nil }
 
 func (f *fakeImages) ImageMount(ctx context.Context, mountID, imageRef string) ([]image.Mount, error) {
 	return nil, errdefs.ErrNotImplemented
@@ -139,20 +139,8 @@ func serveImages(t *testing.T, images imageService) runtimeapi.ImageServiceClien
 	t.Helper()
 	s := &Service{images: images}
 	s.ready.Store(true)
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(UnaryInterceptor(s)), grpc.ChainStreamInterceptor(StreamInterceptor(s)))
-	s.Register(srv)
-	go srv.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
-	})
+	conn := testutil.ServeInMemory(t, s.Register,
+		grpc.ChainUnaryInterceptor(UnaryInterceptor(s)), grpc.ChainStreamInterceptor(StreamInterceptor(s)))
 	return runtimeapi.NewImageServiceClient(conn)
 }
 

@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
-	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
 // ListMetricDescriptors lists the metrics ListPodSandboxMetrics returns;
@@ -49,8 +47,7 @@ func (s *Service) podSandboxMetrics(ctx context.Context) ([]*runtimeapi.PodSandb
 	layers := stats.NewLayerFS(filepath.Join(s.rootDir, "containers"))
 	var out []*runtimeapi.PodSandboxMetrics
 	for _, sb := range s.sandboxes.List() {
-		st := sb.Status()
-		if st.State() != runtimeapi.PodSandboxState_SANDBOX_READY {
+		if requireReady(sb) != nil {
 			continue
 		}
 		cfg := sb.Meta.config
@@ -65,8 +62,8 @@ func (s *Service) podSandboxMetrics(ctx context.Context) ([]*runtimeapi.PodSandb
 		for _, c := range s.containersOf(sb.Meta.ID) {
 			cm, err := s.containerMetrics(ctx, c, md, now, layers)
 			switch {
-			case errdefs.IsNotFound(err):
-				continue // not running, or exited meanwhile
+			case notLive(err):
+				continue // no live task, or gone meanwhile
 			case err != nil:
 				return nil, err
 			}
@@ -77,13 +74,14 @@ func (s *Service) podSandboxMetrics(ctx context.Context) ([]*runtimeapi.PodSandb
 	return out, nil
 }
 
-// containerMetrics reads a live container; ErrNotFound if it has no live
-// task. Only the cgroup is required: the limits, processes and writable
-// layer are best effort, and their series are left out when unreadable.
+// containerMetrics reads a live container; FailedPrecondition if it has
+// no live task. Only the cgroup is required: the limits, processes and
+// writable layer are best effort, and their series are left out when
+// unreadable.
 func (s *Service) containerMetrics(ctx context.Context, c *container, pod *runtimeapi.PodSandboxMetadata, now time.Time, layers *stats.LayerFS) (*runtimeapi.ContainerMetrics, error) {
 	st := c.Status()
-	if state := st.State(); state == runtimeapi.ContainerState_CONTAINER_EXITED || state == runtimeapi.ContainerState_CONTAINER_UNKNOWN {
-		return nil, fmt.Errorf("container %s is %s: %w", c.Meta.ID, stateName(state), errdefs.ErrNotFound)
+	if _, err := s.liveTask(c); err != nil {
+		return nil, err
 	}
 	p, err := s.taskCgroup(c.Meta.ID)
 	if err != nil {

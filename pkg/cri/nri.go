@@ -3,7 +3,6 @@ package cri
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -240,10 +239,7 @@ func (d nriDomain) UpdateContainer(ctx context.Context, id string, res *specs.Li
 	if err != nil {
 		return err
 	}
-	if st := c.Status().State(); st != runtimeapi.ContainerState_CONTAINER_CREATED && st != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		return fmt.Errorf("container %s is %s: %w", id, stateName(st), errdefs.ErrFailedPrecondition)
-	}
-	t, err := d.s.tasks.Get(taskNamespace, c.Meta.ID)
+	t, err := d.s.liveTask(c)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/lifecycle"
 	"github.com/cri-runtime/cri-runtime/pkg/nri"
 )
 
@@ -25,7 +26,7 @@ func TestNRIContainer(t *testing.T) {
 	}{
 		{"created", containerStatus{}, nri.StateCreated, false},
 		{"running", containerStatus{Pid: 42, StartedAt: 20}, nri.StateRunning, true},
-		{"exited", containerStatus{StartedAt: 20, FinishedAt: 30, ExitCode: 1, Reason: reasonError}, nri.StateStopped, true},
+		{"exited", containerStatus{StartedAt: 20, FinishedAt: 30, ExitCode: 1, Reason: lifecycle.ReasonError}, nri.StateStopped, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/index"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/lifecycle"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
@@ -40,31 +41,9 @@ type sandboxMeta struct {
 	config *runtimeapi.PodSandboxConfig // decoded RawConfig
 }
 
-// sandboxStatus holds the facts of a sandbox's life; State derives from them.
-//
-//	READY ──stop, or pause exits, or its pinned namespaces are gone at restore──► NOTREADY ──remove──► (gone)
-type sandboxStatus struct {
-	Pid       int   `json:"pid"`
-	StoppedAt int64 `json:"stoppedAt,omitempty"` // unix nanos; 0 while ready
-	// NetworkDown is true once the network was torn down.
-	NetworkDown bool `json:"networkDown,omitempty"`
-	// Resources and Overhead are the pod's resources as the last
-	// UpdatePodSandboxResources reported them, as protojson of
-	// LinuxContainerResources ("" when never reported).
-	Resources string `json:"resources,omitempty"`
-	Overhead  string `json:"overhead,omitempty"`
-
-	// stopping and removing are operation flags, never persisted.
-	stopping bool
-	removing bool
-}
-
-func (st sandboxStatus) State() runtimeapi.PodSandboxState {
-	if st.StoppedAt != 0 {
-		return runtimeapi.PodSandboxState_SANDBOX_NOTREADY
-	}
-	return runtimeapi.PodSandboxState_SANDBOX_READY
-}
+// sandboxStatus is a sandbox's status: its facts, its operation flags,
+// and the transitions and preconditions of pkg/cri/lifecycle.
+type sandboxStatus = lifecycle.Sandbox
 
 type sandbox = index.Object[sandboxMeta, sandboxStatus]
 
@@ -90,41 +69,9 @@ type containerMeta struct {
 	config *runtimeapi.ContainerConfig // decoded RawConfig
 }
 
-// containerStatus holds the facts of a container's life; State derives from
-// them.
-//
-//	CREATED ──start──► RUNNING ──exit──► EXITED ──remove──► (gone)
-//	   └───────────── exit (start failed, or killed) ──────────┘
-type containerStatus struct {
-	Pid        int    `json:"pid"`
-	StartedAt  int64  `json:"startedAt,omitempty"`  // unix nanos
-	FinishedAt int64  `json:"finishedAt,omitempty"` // unix nanos
-	ExitCode   int32  `json:"exitCode"`
-	Reason     string `json:"reason,omitempty"`
-	Message    string `json:"message,omitempty"`
-	// Unknown is set when the container's task vanished without an exit.
-	Unknown bool `json:"unknown,omitempty"`
-	// Resources are the resources of the last UpdateContainerResources, as
-	// protojson of LinuxContainerResources ("" when never updated).
-	Resources string `json:"resources,omitempty"`
-
-	// starting, stopping and removing are operation flags, never persisted.
-	starting bool
-	stopping bool
-	removing bool
-}
-
-func (st containerStatus) State() runtimeapi.ContainerState {
-	switch {
-	case st.Unknown && st.FinishedAt == 0:
-		return runtimeapi.ContainerState_CONTAINER_UNKNOWN
-	case st.FinishedAt != 0:
-		return runtimeapi.ContainerState_CONTAINER_EXITED
-	case st.StartedAt != 0:
-		return runtimeapi.ContainerState_CONTAINER_RUNNING
-	}
-	return runtimeapi.ContainerState_CONTAINER_CREATED
-}
+// containerStatus is a container's status: its facts, its operation
+// flags, and the transitions and preconditions of pkg/cri/lifecycle.
+type containerStatus = lifecycle.Container
 
 type container = index.Object[containerMeta, containerStatus]
 
@@ -134,7 +81,7 @@ type record[M any, S any] struct {
 	Status S `json:"status"`
 }
 
-func persistFunc[M any, S any](st *store.Store, kind store.Kind, idOf func(M) string) func(context.Context, M, S) error {
+func persistFunc[M any, S any](st recordStore, kind store.Kind, idOf func(M) string) func(context.Context, M, S) error {
 	return func(ctx context.Context, m M, s S) error {
 		return st.Put(context.WithoutCancel(ctx), kind, idOf(m), record[M, S]{Meta: m, Status: s})
 	}

@@ -10,7 +10,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
-	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
 
@@ -84,7 +83,7 @@ func (s *Service) restore(ctx context.Context) error {
 // (trust the kernel over the cache).
 func (s *Service) reconcile(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	now := time.Now().UnixNano()
+	now := time.Now()
 	for _, sb := range s.sandboxes.List() {
 		if sb.Status().StoppedAt != 0 {
 			continue
@@ -100,12 +99,7 @@ func (s *Service) reconcile(ctx context.Context) {
 				continue // running
 			}
 		}
-		if err := sb.UpdateSync(ctx, func(st sandboxStatus) (sandboxStatus, error) {
-			if st.StoppedAt == 0 {
-				st.StoppedAt = now
-			}
-			return st, nil
-		}); err != nil {
+		if err := sandboxStopped(ctx, sb, now); err != nil {
 			logger.Error(err, "Failed to mark a sandbox without a task NOTREADY", "podSandboxID", sb.Meta.ID)
 			continue
 		}
@@ -120,7 +114,7 @@ func (s *Service) reconcile(ctx context.Context) {
 			select {
 			case <-t.Exited():
 				if e, err := t.Wait(ctx); err == nil {
-					if c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) { return exited(st, e), nil }) == nil {
+					if s.recordExit(ctx, c, e) == nil {
 						s.publishContainerEvent(ctx, c, evStopped)
 					}
 				}
@@ -128,15 +122,7 @@ func (s *Service) reconcile(ctx context.Context) {
 			}
 			continue
 		}
-		if err := c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) {
-			if st.FinishedAt == 0 {
-				st.FinishedAt = now
-				st.ExitCode = 255
-				st.Reason = reasonUnknown
-				st.Message = "the container's task was gone when cri-runtime restarted"
-			}
-			return st, nil
-		}); err != nil {
+		if err := c.UpdateSync(ctx, func(st containerStatus) (containerStatus, error) { return st.TaskLost(now) }); err != nil {
 			logger.Error(err, "Failed to mark a container without a task EXITED", "containerID", c.Meta.ID)
 			continue
 		}
@@ -226,7 +212,7 @@ func (s *Service) removeOrphanVolumes(ctx context.Context) {
 
 // killAndDelete SIGKILLs every process of a task, waits for its exit and
 // deletes it; all bounded in time.
-func (s *Service) killAndDelete(ctx context.Context, t *runtime.Task) error {
+func (s *Service) killAndDelete(ctx context.Context, t taskHandle) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	select {

@@ -10,6 +10,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/lifecycle"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/network"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
@@ -28,31 +29,16 @@ func (s *Service) RemovePodSandbox(ctx context.Context, r *runtimeapi.RemovePodS
 		return nil, err
 	}
 	ctx = klog.NewContext(ctx, klog.LoggerWithValues(klog.FromContext(ctx), "podSandboxID", sb.Meta.ID))
-	if err := sb.Update(markSandboxRemoving); err != nil {
-		return nil, err
+	if err := sb.Update(sandboxStatus.MarkRemoving); err != nil {
+		return nil, lifecycle.WithID(err, sb.Meta.ID)
 	}
-	defer func() { _ = sb.Update(clearSandboxRemoving) }()
+	defer func() { _ = sb.Update(sandboxStatus.EndRemove) }()
 	if err := s.removeSandbox(ctx, sb); err != nil {
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Removed pod sandbox")
 	s.publishSandboxEvent(ctx, sb, evDeleted)
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
-}
-
-// markSandboxRemoving refuses a remove while a stop or another remove of
-// the same sandbox is in flight.
-func markSandboxRemoving(st sandboxStatus) (sandboxStatus, error) {
-	if st.stopping || st.removing {
-		return st, fmt.Errorf("pod sandbox is being %s: %w", st.operation(), errdefs.ErrFailedPrecondition)
-	}
-	st.removing = true
-	return st, nil
-}
-
-func clearSandboxRemoving(st sandboxStatus) (sandboxStatus, error) {
-	st.removing = false
-	return st, nil
 }
 
 // removeSandbox does the work of a remove; the caller holds the removing

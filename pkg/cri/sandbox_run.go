@@ -112,12 +112,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	select {
 	case <-t.Exited():
 		if e, err := t.Wait(ctx); err == nil {
-			_ = sb.UpdateSync(ctx, func(st sandboxStatus) (sandboxStatus, error) {
-				if st.StoppedAt == 0 {
-					st.StoppedAt = e.ExitedAt.UnixNano()
-				}
-				return st, nil
-			})
+			_ = sandboxStopped(ctx, sb, exitOf(e).At)
 		}
 	default:
 	}
@@ -294,7 +289,7 @@ func (s *Service) writeSandboxFiles(id string, cfg *runtimeapi.PodSandboxConfig,
 
 // startPauseTask creates and starts the pause task in the pod's
 // namespaces and cgroup parent.
-func (s *Service) startPauseTask(ctx context.Context, undo *rollback, meta sandboxMeta, rtOpts runtime.RuntimeOpts) (*runtime.Task, error) {
+func (s *Service) startPauseTask(ctx context.Context, undo *rollback, meta sandboxMeta, rtOpts runtime.RuntimeOpts) (taskHandle, error) {
 	id := meta.ID
 	rootfs, args, err := s.pauseRoot(ctx, undo, meta)
 	if err != nil {

@@ -1,7 +1,6 @@
 package cri
 
 import (
-	"errors"
 	"testing"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -55,35 +54,6 @@ func TestValidateSandboxConfig(t *testing.T) {
 				t.Fatalf("validateSandboxConfig = %v, want error %v (InvalidArgument)", err, tc.wantErr)
 			}
 		})
-	}
-}
-
-// TestSandboxOperationGuards is the matrix of the in-memory operation
-// flags: a stop or remove is refused while another one is in flight.
-func TestSandboxOperationGuards(t *testing.T) {
-	guards := map[string]func(sandboxStatus) (sandboxStatus, error){"stop": markSandboxStopping, "remove": markSandboxRemoving}
-	states := map[string]sandboxStatus{"idle": {}, "stopping": {stopping: true}, "removing": {removing: true}}
-	for gname, g := range guards {
-		for sname, st := range states {
-			t.Run(gname+" while "+sname, func(t *testing.T) {
-				got, err := g(st)
-				if sname == "idle" {
-					if err != nil || (gname == "stop" && !got.stopping) || (gname == "remove" && !got.removing) {
-						t.Fatalf("%s of an idle sandbox: %+v, %v", gname, got, err)
-					}
-					return
-				}
-				if !errors.Is(err, errdefs.ErrFailedPrecondition) {
-					t.Fatalf("%s while %s: %v, want FailedPrecondition", gname, sname, err)
-				}
-			})
-		}
-	}
-	if st, _ := clearSandboxStopping(sandboxStatus{stopping: true}); st.stopping {
-		t.Error("clearSandboxStopping left the flag")
-	}
-	if st, _ := clearSandboxRemoving(sandboxStatus{removing: true}); st.removing {
-		t.Error("clearSandboxRemoving left the flag")
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/lifecycle"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/network"
 )
@@ -29,39 +30,16 @@ func (s *Service) StopPodSandbox(ctx context.Context, r *runtimeapi.StopPodSandb
 		return nil, err
 	}
 	ctx = klog.NewContext(ctx, klog.LoggerWithValues(klog.FromContext(ctx), "podSandboxID", sb.Meta.ID))
-	if err := sb.Update(markSandboxStopping); err != nil {
-		return nil, err
+	if err := sb.Update(sandboxStatus.MarkStopping); err != nil {
+		return nil, lifecycle.WithID(err, sb.Meta.ID)
 	}
-	defer func() { _ = sb.Update(clearSandboxStopping) }()
+	defer func() { _ = sb.Update(sandboxStatus.EndStop) }()
 	if err := s.stopSandbox(ctx, sb); err != nil {
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Stopped pod sandbox")
 	s.publishSandboxEvent(ctx, sb, evStopped)
 	return &runtimeapi.StopPodSandboxResponse{}, nil
-}
-
-// markSandboxStopping refuses a stop while another stop or a remove of the
-// same sandbox is in flight.
-func markSandboxStopping(st sandboxStatus) (sandboxStatus, error) {
-	if st.stopping || st.removing {
-		return st, fmt.Errorf("pod sandbox is being %s: %w", st.operation(), errdefs.ErrFailedPrecondition)
-	}
-	st.stopping = true
-	return st, nil
-}
-
-func clearSandboxStopping(st sandboxStatus) (sandboxStatus, error) {
-	st.stopping = false
-	return st, nil
-}
-
-// operation names the operation in flight, for messages.
-func (st sandboxStatus) operation() string {
-	if st.removing {
-		return "removed"
-	}
-	return "stopped"
 }
 
 // stopSandbox does the work of a stop; the caller holds the stopping or
@@ -113,14 +91,8 @@ func (s *Service) stopSandbox(ctx context.Context, sb *sandbox) error {
 	// A sandbox already stopped (a remove after a stop) has nothing new
 	// to persist: no second write of its record.
 	if st := sb.Status(); st.StoppedAt == 0 || !st.NetworkDown {
-		now := time.Now().UnixNano()
-		if err := sb.UpdateSync(ctx, func(st sandboxStatus) (sandboxStatus, error) {
-			if st.StoppedAt == 0 {
-				st.StoppedAt = now
-			}
-			st.NetworkDown = true
-			return st, nil
-		}); err != nil {
+		now := time.Now()
+		if err := sb.UpdateSync(ctx, func(st sandboxStatus) (sandboxStatus, error) { return st.StopFinished(now) }); err != nil {
 			return err
 		}
 	}

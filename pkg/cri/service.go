@@ -1,8 +1,10 @@
 // Package cri is the CRI v1 facade: it serves RuntimeService and
 // ImageService, translates CRI messages into calls on the task runtime,
 // the image service and the network, and maps errors to gRPC codes once
-// (in the interceptors). It holds no lifecycle rules of its own beyond the
-// CRI objects' status.
+// (in the interceptors). The lifecycle rules of its objects (the
+// transitions of a sandbox's and a container's status, and the
+// preconditions the handlers check) are one table, pkg/cri/lifecycle; the
+// handlers apply them and do the work.
 package cri
 
 import (
@@ -23,11 +25,8 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
-	"github.com/cri-runtime/cri-runtime/pkg/image"
-	"github.com/cri-runtime/cri-runtime/pkg/network"
 	"github.com/cri-runtime/cri-runtime/pkg/nri"
 	"github.com/cri-runtime/cri-runtime/pkg/runtime"
-	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
 
 // Version facts reported by the Version RPC.
@@ -42,37 +41,10 @@ const (
 // RuntimeVersion is set at build time.
 var RuntimeVersion = "0.1.0-dev"
 
-// taskRuntime is what the facade needs of the task runtime.
-type taskRuntime interface {
-	Create(ctx context.Context, ns, id string, opts runtime.CreateOpts) (*runtime.Task, error)
-	Get(ns, id string) (*runtime.Task, error)
-	Tasks(ns string) []*runtime.Task
-	Delete(ctx context.Context, ns, id string) (*runtime.Exit, error)
-	Subscribe(ctx context.Context) <-chan runtime.Event
-}
-
-// imageService is what the facade needs of the image service: what the
-// ImageService serves (images.Store), and the rootfs and image volumes of
-// containers.
-type imageService interface {
-	images.Store
-	PrepareRootfs(ctx context.Context, containerID, imageID string) ([]image.Mount, error)
-	RemoveRootfs(ctx context.Context, containerID string) error
-	ImageMount(ctx context.Context, mountID, imageRef string) ([]image.Mount, error)
-	ImageMounts(ctx context.Context) ([]string, error)
-	RemoveImageMount(ctx context.Context, mountID string) error
-}
-
-// networkManager is what the facade needs of the pod network.
-type networkManager interface {
-	Ready() error
-	SetPodCIDR(cidr string) error
-	Setup(ctx context.Context, req network.SetupRequest) (*network.Result, error)
-	Teardown(ctx context.Context, req network.SetupRequest) error
-}
-
-// Service serves the CRI. Its fields are the narrow interfaces it needs
-// and the index of its objects.
+// Service serves the CRI. It reaches the layers below only through the
+// interfaces of dependencies.go (tasks, images, network, records, NRI);
+// its other fields are its config, facts about the host, the index of its
+// objects, and the streaming server and event stream it runs itself.
 type Service struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 
@@ -95,16 +67,17 @@ type Service struct {
 	tasks   taskRuntime
 	images  imageService
 	network networkManager
-	store   *store.Store
+	store   recordStore
 
 	sandboxes      *index.Index[*sandbox]
 	sandboxNames   *index.Names
 	containers     *index.Index[*container]
 	containerNames *index.Names
 
-	// nri relays the lifecycle to NRI plugins (nri.go); nil when off.
+	// nri relays the lifecycle to NRI plugins (nri.go); a disabled one
+	// does nothing.
 	nriCfg nri.Config
-	nri    *nri.Adapter
+	nri    nriRelay
 
 	events    <-chan runtime.Event
 	broadcast *events.Broadcaster // GetContainerEvents
@@ -133,9 +106,15 @@ func WithNetNSDir(dir string) Option { return func(s *Service) { s.netnsDir = di
 // to the daemon, then on PATH).
 func WithPauseBinary(path string) Option { return func(s *Service) { s.pauseBinary = path } }
 
-// New builds the CRI service. It subscribes to the task runtime's events
-// at once, so that nothing the runtime's restore publishes is missed.
-func New(cfg Config, tasks taskRuntime, images imageService, netw networkManager, st *store.Store, opts ...Option) (*Service, error) {
+// New builds the CRI service over the task runtime rt. It subscribes to
+// the task runtime's events at once, so that nothing the runtime's restore
+// publishes is missed.
+func New(cfg Config, rt *runtime.Runtime, images imageService, netw networkManager, st recordStore, opts ...Option) (*Service, error) {
+	return newService(cfg, runtimeTasks{rt}, images, netw, st, opts...)
+}
+
+// newService is New over any taskRuntime: the tests' fake one, too.
+func newService(cfg Config, tasks taskRuntime, images imageService, netw networkManager, st recordStore, opts ...Option) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -205,7 +184,9 @@ func (s *Service) Close() {
 	s.closeOnce.Do(func() {
 		s.broadcast.Close()
 		s.cancel()
-		s.nri.Stop()
+		if s.nri != nil { // a Service built field by field (tests) has none
+			s.nri.Stop()
+		}
 		s.stream.Stop()
 	})
 }

@@ -12,11 +12,11 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
-	"github.com/cri-runtime/cri-runtime/pkg/runtime"
 )
 
 // ContainerStats reports a live container's CPU, memory, processes and
-// writable layer. A container that is absent or has exited is NotFound.
+// writable layer. An absent container is NotFound, one without a live
+// task (exited) FailedPrecondition.
 func (s *Service) ContainerStats(ctx context.Context, r *runtimeapi.ContainerStatsRequest) (*runtimeapi.ContainerStatsResponse, error) {
 	c, err := s.getContainer(r.GetContainerId())
 	if err != nil {
@@ -48,7 +48,7 @@ func (s *Service) listContainerStats(ctx context.Context, f *runtimeapi.Containe
 		}
 		st, err := s.containerStats(ctx, c)
 		switch {
-		case errdefs.IsNotFound(err):
+		case notLive(err):
 			continue // exited or removed meanwhile
 		case err != nil:
 			return nil, err
@@ -71,11 +71,11 @@ func matchContainerStats(f *runtimeapi.ContainerStatsFilter, m containerMeta) bo
 	return matchLabels(f.GetLabelSelector(), m.config.GetLabels())
 }
 
-// containerStats reads a container's cgroup and writable layer; ErrNotFound
-// if it has no live task.
+// containerStats reads a container's cgroup and writable layer;
+// FailedPrecondition if it has no live task.
 func (s *Service) containerStats(ctx context.Context, c *container) (*runtimeapi.ContainerStats, error) {
-	if st := c.Status().State(); st == runtimeapi.ContainerState_CONTAINER_EXITED || st == runtimeapi.ContainerState_CONTAINER_UNKNOWN {
-		return nil, fmt.Errorf("container %s is %s: %w", c.Meta.ID, stateName(st), errdefs.ErrNotFound)
+	if _, err := s.liveTask(c); err != nil {
+		return nil, err
 	}
 	sample, err := s.taskCgroupSample(c.Meta.ID)
 	if err != nil {
@@ -97,8 +97,8 @@ func (s *Service) upperDir(id string) string {
 	return filepath.Join(s.rootDir, "containers", id, "upper")
 }
 
-// taskCgroupSample reads the cgroup of a live task; ErrNotFound if the task
-// is gone or has exited.
+// taskCgroupSample reads the cgroup of a live task; FailedPrecondition if
+// the task is gone or has exited.
 func (s *Service) taskCgroupSample(id string) (stats.Sample, error) {
 	p, err := s.taskCgroup(id)
 	if err != nil {
@@ -107,16 +107,19 @@ func (s *Service) taskCgroupSample(id string) (stats.Sample, error) {
 	return stats.ReadCgroup(p)
 }
 
-// taskCgroup is the cgroup of a live task; ErrNotFound if the task is gone
-// or has exited.
+// taskCgroup is the cgroup of a live task; FailedPrecondition if the task
+// is gone or has exited (its container or sandbox exists: no live task).
 func (s *Service) taskCgroup(id string) (string, error) {
 	t, err := s.tasks.Get(taskNamespace, id)
+	if errdefs.IsNotFound(err) {
+		return "", fmt.Errorf("task %s is gone: %w", id, errdefs.ErrFailedPrecondition)
+	}
 	if err != nil {
 		return "", err
 	}
 	select {
 	case <-t.Exited():
-		return "", fmt.Errorf("task %s has exited: %w", id, errdefs.ErrNotFound)
+		return "", fmt.Errorf("task %s has exited: %w", id, errdefs.ErrFailedPrecondition)
 	default:
 	}
 	return s.taskCgroupPath(t)
@@ -124,7 +127,7 @@ func (s *Service) taskCgroup(id string) (string, error) {
 
 // taskCgroupPath is a task's cgroup, from its bundle's config.json, read
 // once per task.
-func (s *Service) taskCgroupPath(t *runtime.Task) (string, error) {
+func (s *Service) taskCgroupPath(t taskHandle) (string, error) {
 	return s.usage.CgroupPath(t.ID(), t.Bundle())
 }
 

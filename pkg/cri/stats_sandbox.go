@@ -18,8 +18,8 @@ import (
 )
 
 // PodSandboxStats reports a ready pod's CPU, memory, processes and network
-// and the stats of its live containers. An absent or stopped pod is
-// NotFound.
+// and the stats of its live containers. An absent pod is NotFound, a
+// stopped one (or one being stopped) FailedPrecondition.
 func (s *Service) PodSandboxStats(ctx context.Context, r *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error) {
 	sb, err := s.getSandbox(r.GetPodSandboxId())
 	if err != nil {
@@ -50,7 +50,7 @@ func (s *Service) listSandboxStats(ctx context.Context, f *runtimeapi.PodSandbox
 		}
 		st, err := s.sandboxStats(ctx, sb)
 		switch {
-		case errdefs.IsNotFound(err):
+		case notLive(err):
 			continue
 		case err != nil:
 			return nil, err
@@ -66,8 +66,8 @@ func (s *Service) listSandboxStats(ctx context.Context, f *runtimeapi.PodSandbox
 // the runtime's default parent with other pods, so the pod's figures are
 // the sum of its pause's (if it has one) and its live containers' cgroups.
 func (s *Service) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.PodSandboxStats, error) {
-	if st := sb.Status(); st.State() != runtimeapi.PodSandboxState_SANDBOX_READY {
-		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", sb.Meta.ID, errdefs.ErrNotFound)
+	if err := requireReady(sb); err != nil {
+		return nil, err
 	}
 	pause := stats.Sample{At: time.Now()}
 	if !sb.Meta.NoPause {
@@ -80,7 +80,7 @@ func (s *Service) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.Po
 	for _, c := range s.containersOf(sb.Meta.ID) {
 		cs, err := s.containerStats(ctx, c)
 		switch {
-		case errdefs.IsNotFound(err):
+		case notLive(err):
 			continue
 		case err != nil:
 			return nil, err
@@ -121,7 +121,7 @@ func (s *Service) podCgroupSample(sb *sandbox, pause stats.Sample) (stats.Sample
 	for _, c := range s.containersOf(sb.Meta.ID) {
 		cs, err := s.taskCgroupSample(c.Meta.ID)
 		switch {
-		case errdefs.IsNotFound(err):
+		case notLive(err):
 			continue
 		case err != nil:
 			return stats.Sample{}, err

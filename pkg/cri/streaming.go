@@ -56,8 +56,8 @@ func (s *Service) PortForward(ctx context.Context, r *runtimeapi.PortForwardRequ
 	if err != nil {
 		return nil, err
 	}
-	if sb.Status().State() != runtimeapi.PodSandboxState_SANDBOX_READY {
-		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", sb.Meta.ID, errdefs.ErrFailedPrecondition)
+	if err := requireReady(sb); err != nil {
+		return nil, err
 	}
 	r.PodSandboxId = sb.Meta.ID
 	return s.stream.GetPortForward(r)
@@ -85,11 +85,14 @@ func (b streamBackend) PodNetNS(podSandboxID string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := requireReady(sb); err != nil {
+		return "", err // stopped since the URL was handed out
+	}
 	return sb.Meta.NetNSPath, nil
 }
 
 // streamTask is a running container's task as pkg/cri/stream drives it.
-type streamTask struct{ t *runtime.Task }
+type streamTask struct{ t taskHandle }
 
 func (st streamTask) Exec(ctx context.Context, cmd []string, o stream.ExecIO) (stream.Process, error) {
 	proc, err := stream.ProcessSpec(st.t.Bundle(), cmd, o.Terminal)

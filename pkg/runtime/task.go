@@ -138,9 +138,14 @@ func (t *Task) CloseStdin(ctx context.Context) error { return t.shim.CloseStdin(
 
 // Attach attaches to the init's stdio; the returned connection carries
 // api Frames.
-func (t *Task) Attach(ctx context.Context, req AttachOpts) (*client.Attachment, error) {
+func (t *Task) Attach(ctx context.Context, req AttachOpts) (*Attachment, error) {
 	return t.shim.Attach(ctx, api.AttachRequest{Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr})
 }
+
+// Attachment is an attached stdio stream of a process; named here so that
+// a layer above can declare what it needs of a Task without importing the
+// shim's client.
+type Attachment = client.Attachment
 
 // AttachOpts pick the streams to attach to.
 type AttachOpts struct {
@@ -197,7 +202,7 @@ func (p *Process) ID() string { return p.id }
 
 // Attach attaches to the process's stdio; attach before Start to see all
 // of its output. The connection carries api Frames.
-func (p *Process) Attach(ctx context.Context, req AttachOpts) (*client.Attachment, error) {
+func (p *Process) Attach(ctx context.Context, req AttachOpts) (*Attachment, error) {
 	return p.t.shim.Attach(ctx, api.AttachRequest{ExecID: p.id, Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr})
 }
 

@@ -105,6 +105,13 @@ var rules = []rule{
 		source:     "docs/architecture.md (the facade's host probes, dirs and mounts; no task runtime)",
 	},
 	{
+		// Before pkg/cri/...: the first row that matches a package holds it.
+		pkgs: "pkg/cri/lifecycle",
+		ours: []string{"pkg/errdefs"}, oursDeep: true,
+		external: []string{"k8s.io/cri-api/pkg/apis/runtime/v1"},
+		source:   "docs/architecture.md (the CRI objects' lifecycle table, pure: not a row of STYLE.md §A.2)",
+	},
+	{
 		pkgs: "pkg/cri/...",
 		// pkg/nri: the facade's NRI adapter, docs/nri.md.
 		ours:       []string{"pkg/runtime", "pkg/image", "pkg/network", "pkg/store", "pkg/errdefs/...", "pkg/nri", "pkg/confval"},

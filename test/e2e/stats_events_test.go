@@ -31,7 +31,8 @@ func containerStats(t *testing.T, id string) *runtimeapi.ContainerStats {
 // TestStats: a container's memory and CPU grow when it allocates and
 // computes; its writable layer grows when it writes; the pod (created
 // without a cgroup parent, as crictl does) reports the sum; exited
-// containers are NotFound and left out of lists.
+// containers are FailedPrecondition (NotFound is for a container that does
+// not exist) and left out of lists, and so is a stopped pod.
 func TestStats(t *testing.T) {
 	pullImage(t, e2eBusybox)
 	p := runPod(t, "stats")
@@ -104,7 +105,7 @@ func TestStats(t *testing.T) {
 	}
 
 	// Lists: by pod, by label; an exited container is left out, and
-	// NotFound on its own.
+	// FailedPrecondition on its own: it exists, without a live task.
 	done := p.container(t, "done", sh("true"), true)
 	waitExited(t, done, 20*time.Second)
 	for _, f := range []*runtimeapi.ContainerStatsFilter{
@@ -124,8 +125,8 @@ func TestStats(t *testing.T) {
 			t.Errorf("ListContainerStats(%v) = %v, want [%s]", f, ids, id)
 		}
 	}
-	if _, err := env.rt.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: done}); status.Code(err) != codes.NotFound {
-		t.Errorf("ContainerStats of an exited container: %v, want NotFound", err)
+	if _, err := env.rt.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: done}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("ContainerStats of an exited container: %v, want FailedPrecondition", err)
 	}
 	if _, err := env.rt.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: "nosuchcontainer"}); status.Code(err) != codes.NotFound {
 		t.Errorf("ContainerStats of a missing container: %v, want NotFound", err)
@@ -193,6 +194,24 @@ func TestStats(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("ListPodSandboxMetrics: no working set series of %s: %v", id, pm)
+	}
+
+	// A stopped pod exists but is not ready: FailedPrecondition on its
+	// own, left out of the list.
+	if _, err := env.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.rt.PodSandboxStats(ctx, &runtimeapi.PodSandboxStatsRequest{PodSandboxId: p.id}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("PodSandboxStats of a stopped pod: %v, want FailedPrecondition", err)
+	}
+	if _, err := env.rt.PodSandboxStats(ctx, &runtimeapi.PodSandboxStatsRequest{PodSandboxId: "nosuchpod"}); status.Code(err) != codes.NotFound {
+		t.Errorf("PodSandboxStats of a missing pod: %v, want NotFound", err)
+	}
+	if lp, err := env.rt.ListPodSandboxStats(ctx, &runtimeapi.ListPodSandboxStatsRequest{Filter: &runtimeapi.PodSandboxStatsFilter{Id: p.id}}); err != nil || len(lp.GetStats()) != 0 {
+		t.Errorf("ListPodSandboxStats of a stopped pod: %v, %v; want none", lp, err)
+	}
+	if _, err := env.rt.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: id}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("ContainerStats of a container of a stopped pod: %v, want FailedPrecondition", err)
 	}
 }
 

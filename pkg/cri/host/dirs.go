@@ -74,8 +74,17 @@ func SetPrivateDir(dir string, gid uint32) error {
 
 // SetDirOwner makes the dir (never a symlink's target) root:gid with mode.
 // It closes the dir first (0700), so no one gains access for a moment
-// between the chown and the chmod.
+// between the chown and the chmod. A process that is not root (pkg/cri's
+// contract tests) cannot give a dir to root: there the dir is the
+// process's own, with its group for gid 0.
 func SetDirOwner(dir string, gid uint32, mode uint32) error {
+	uid := uint32(0)
+	if euid := os.Geteuid(); euid != 0 {
+		uid = uint32(euid)
+		if gid == 0 {
+			gid = uint32(os.Getegid())
+		}
+	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", dir, err)
@@ -85,13 +94,13 @@ func SetDirOwner(dir string, gid uint32, mode uint32) error {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return fmt.Errorf("stat %s: %w", dir, err)
 	}
-	if st.Uid == 0 && st.Gid == gid && st.Mode&0o7777 == mode {
+	if st.Uid == uid && st.Gid == gid && st.Mode&0o7777 == mode {
 		return nil
 	}
 	if err := unix.Fchmod(fd, PrivateDirMode); err != nil {
 		return fmt.Errorf("chmod %s: %w", dir, err)
 	}
-	if err := unix.Fchown(fd, 0, int(gid)); err != nil {
+	if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {
 		return fmt.Errorf("chown %s: %w", dir, err)
 	}
 	if err := unix.Fchmod(fd, mode); err != nil {

@@ -29,8 +29,8 @@ import (
 type Backend interface {
 	// RunningTask is the task of a running container.
 	RunningTask(containerID string) (Task, error)
-	// PodNetNS is the path of a pod sandbox's network namespace; "" for
-	// the host's.
+	// PodNetNS is the path of a ready pod sandbox's network namespace;
+	// "" for the host's. A pod that is not ready is refused.
 	PodNetNS(podSandboxID string) (string, error)
 }
 

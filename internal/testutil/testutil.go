@@ -158,3 +158,18 @@ func IPTablesCleanup(save, marker string) string {
 	flush()
 	return b.String()
 }
+
+// OpenTempDir is a temp dir others may traverse and list (0755), as a
+// daemon's --root and --state may be; removed when the test ends.
+func OpenTempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hostdirs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/cri-runtime/cri-runtime/internal/testutil"
+
 	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
 )
 
@@ -28,27 +30,12 @@ func asNobody(argv ...string) (string, error) {
 	return string(out), err
 }
 
-// openTempDir is a temp dir others may traverse and list (0755), as
-// --root and --state may be.
-func openTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hostdirs-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // TestAnonymousVolumesOutOfHostUsersReach: the image's set-uid file copied
 // into an anonymous volume (set-id bits and all) cannot be run or read by a
 // host user through the volume's host path, with --root at 0755.
 func TestAnonymousVolumesOutOfHostUsersReach(t *testing.T) {
 	requireRoot(t)
-	root := openTempDir(t)
+	root := testutil.OpenTempDir(t)
 	rootfs := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(rootfs, "data"), 0o755); err != nil {
 		t.Fatal(err)

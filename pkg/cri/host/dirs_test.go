@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cri-runtime/cri-runtime/internal/testutil"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -18,24 +20,9 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// openTempDir is a temp dir others may traverse and list (0755), as
-// --root and --state may be.
-func openTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hostdirs-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func TestPrivateDirModes(t *testing.T) {
 	requireRoot(t)
-	dir := openTempDir(t)
+	dir := testutil.OpenTempDir(t)
 	for _, tc := range []struct {
 		name     string
 		existing os.FileMode // 0: created by EnsurePrivateDir

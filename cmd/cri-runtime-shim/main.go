@@ -148,8 +148,11 @@ func run(cfg service.Config, socket string, ready *os.File, log *slog.Logger) er
 func idleTrimmer() func() {
 	var mu sync.Mutex
 	var t *time.Timer
-	var trimmedAt int64 // NumGC after the last trim
+	var trimMu sync.Mutex // a trim may still run when the timer fires again
+	var trimmedAt int64   // NumGC after the last trim
 	trim := func() {
+		trimMu.Lock()
+		defer trimMu.Unlock()
 		var st debug.GCStats
 		debug.ReadGCStats(&st)
 		if st.NumGC == trimmedAt {

@@ -61,7 +61,10 @@ type streamConn struct {
 func (c streamConn) Read(p []byte) (int, error) { return c.Reader.Read(p) }
 
 func (s *Service) handle(conn net.Conn) {
-	br := bufio.NewReaderSize(conn, 64*1024)
+	// Small: readLine takes longer lines in chunks, and every open
+	// connection's reader (a Wait's lasts the task's life) counts towards
+	// the heap that triggers the first GC (see cmd/cri-runtime-shim).
+	br := bufio.NewReaderSize(conn, 4*1024)
 	line, err := readLine(br)
 	if err != nil {
 		if errors.Is(err, errdefs.ErrResourceExhausted) {

@@ -80,10 +80,11 @@ func (s *Service) podSandboxMetrics(ctx context.Context) ([]*runtimeapi.PodSandb
 // unreadable.
 func (s *Service) containerMetrics(ctx context.Context, c *container, pod *runtimeapi.PodSandboxMetadata, now time.Time, layers *stats.LayerFS) (*runtimeapi.ContainerMetrics, error) {
 	st := c.Status()
-	if _, err := s.liveTask(c); err != nil {
+	t, err := s.liveTask(c)
+	if err != nil {
 		return nil, err
 	}
-	p, err := s.taskCgroup(c.Meta.ID)
+	p, err := s.taskCgroupPath(t)
 	if err != nil {
 		return nil, err
 	}

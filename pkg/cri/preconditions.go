@@ -35,16 +35,23 @@ func (s *Service) liveTask(c *container) (taskHandle, error) {
 	if err := lifecycle.WithID(c.Status().RequireLiveTask(), c.Meta.ID); err != nil {
 		return nil, err
 	}
-	t, err := s.tasks.Get(taskNamespace, c.Meta.ID)
+	return s.liveTaskOf(c.Meta.ID)
+}
+
+// liveTaskOf is the task of an existing object (a container, or a
+// sandbox's pause) that has not exited; FailedPrecondition if the task is
+// gone or has exited before its exit was recorded.
+func (s *Service) liveTaskOf(id string) (taskHandle, error) {
+	t, err := s.tasks.Get(taskNamespace, id)
 	if errdefs.IsNotFound(err) {
-		return nil, fmt.Errorf("container %s has no task: %w", c.Meta.ID, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("task %s is gone: %w", id, errdefs.ErrFailedPrecondition)
 	}
 	if err != nil {
 		return nil, err
 	}
 	select {
 	case <-t.Exited():
-		return nil, fmt.Errorf("the task of container %s has exited: %w", c.Meta.ID, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("task %s has exited: %w", id, errdefs.ErrFailedPrecondition)
 	default:
 	}
 	return t, nil

@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"strings"
 
@@ -11,7 +10,6 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
-	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
 // ContainerStats reports a live container's CPU, memory, processes and
@@ -74,10 +72,15 @@ func matchContainerStats(f *runtimeapi.ContainerStatsFilter, m containerMeta) bo
 // containerStats reads a container's cgroup and writable layer;
 // FailedPrecondition if it has no live task.
 func (s *Service) containerStats(ctx context.Context, c *container) (*runtimeapi.ContainerStats, error) {
-	if _, err := s.liveTask(c); err != nil {
+	t, err := s.liveTask(c)
+	if err != nil {
 		return nil, err
 	}
-	sample, err := s.taskCgroupSample(c.Meta.ID)
+	p, err := s.taskCgroupPath(t)
+	if err != nil {
+		return nil, err
+	}
+	sample, err := stats.ReadCgroup(p)
 	if err != nil {
 		return nil, err
 	}
@@ -110,17 +113,9 @@ func (s *Service) taskCgroupSample(id string) (stats.Sample, error) {
 // taskCgroup is the cgroup of a live task; FailedPrecondition if the task
 // is gone or has exited (its container or sandbox exists: no live task).
 func (s *Service) taskCgroup(id string) (string, error) {
-	t, err := s.tasks.Get(taskNamespace, id)
-	if errdefs.IsNotFound(err) {
-		return "", fmt.Errorf("task %s is gone: %w", id, errdefs.ErrFailedPrecondition)
-	}
+	t, err := s.liveTaskOf(id)
 	if err != nil {
 		return "", err
-	}
-	select {
-	case <-t.Exited():
-		return "", fmt.Errorf("task %s has exited: %w", id, errdefs.ErrFailedPrecondition)
-	default:
 	}
 	return s.taskCgroupPath(t)
 }

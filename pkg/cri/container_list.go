@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/chunks"
 )
 
 // ListContainers lists containers matching the filter.
@@ -57,7 +57,7 @@ func (s *Service) StreamContainers(r *runtimeapi.StreamContainersRequest, srv gr
 	if err != nil {
 		return err
 	}
-	return stream.SendChunks(resp.GetContainers(), func(c []*runtimeapi.Container) *runtimeapi.StreamContainersResponse {
+	return chunks.Send(resp.GetContainers(), func(c []*runtimeapi.Container) *runtimeapi.StreamContainersResponse {
 		return &runtimeapi.StreamContainersResponse{Containers: c}
 	}, srv.Send)
 }

@@ -8,8 +8,8 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/chunks"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
-	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 )
 
 // ListMetricDescriptors lists the metrics ListPodSandboxMetrics returns;
@@ -35,7 +35,7 @@ func (s *Service) StreamPodSandboxMetrics(_ *runtimeapi.StreamPodSandboxMetricsR
 	if err != nil {
 		return err
 	}
-	return stream.SendChunks(items, func(c []*runtimeapi.PodSandboxMetrics) *runtimeapi.StreamPodSandboxMetricsResponse {
+	return chunks.Send(items, func(c []*runtimeapi.PodSandboxMetrics) *runtimeapi.StreamPodSandboxMetricsResponse {
 		return &runtimeapi.StreamPodSandboxMetricsResponse{PodSandboxMetrics: c}
 	}, srv.Send)
 }

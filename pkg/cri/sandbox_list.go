@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/chunks"
 )
 
 // ListPodSandbox lists the sandboxes that match the filter: id (or id
@@ -54,7 +54,7 @@ func (s *Service) StreamPodSandboxes(r *runtimeapi.StreamPodSandboxesRequest, sr
 	if err != nil {
 		return err
 	}
-	return stream.SendChunks(resp.GetItems(), func(c []*runtimeapi.PodSandbox) *runtimeapi.StreamPodSandboxesResponse {
+	return chunks.Send(resp.GetItems(), func(c []*runtimeapi.PodSandbox) *runtimeapi.StreamPodSandboxesResponse {
 		return &runtimeapi.StreamPodSandboxesResponse{PodSandboxes: c}
 	}, srv.Send)
 }

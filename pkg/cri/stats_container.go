@@ -8,8 +8,8 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/chunks"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
-	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 )
 
 // ContainerStats reports a live container's CPU, memory, processes and
@@ -132,7 +132,7 @@ func (s *Service) StreamContainerStats(r *runtimeapi.StreamContainerStatsRequest
 	if err != nil {
 		return err
 	}
-	return stream.SendChunks(items, func(c []*runtimeapi.ContainerStats) *runtimeapi.StreamContainerStatsResponse {
+	return chunks.Send(items, func(c []*runtimeapi.ContainerStats) *runtimeapi.StreamContainerStatsResponse {
 		return &runtimeapi.StreamContainerStatsResponse{ContainerStats: c}
 	}, srv.Send)
 }

@@ -10,9 +10,9 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cri/chunks"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/cri/stats"
-	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/network"
 )
@@ -204,7 +204,7 @@ func (s *Service) StreamPodSandboxStats(r *runtimeapi.StreamPodSandboxStatsReque
 	if err != nil {
 		return err
 	}
-	return stream.SendChunks(items, func(c []*runtimeapi.PodSandboxStats) *runtimeapi.StreamPodSandboxStatsResponse {
+	return chunks.Send(items, func(c []*runtimeapi.PodSandboxStats) *runtimeapi.StreamPodSandboxStatsResponse {
 		return &runtimeapi.StreamPodSandboxStatsResponse{PodSandboxStats: c}
 	}, srv.Send)
 }

@@ -6,7 +6,7 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/cri-runtime/cri-runtime/pkg/cri/stream"
+	"github.com/cri-runtime/cri-runtime/pkg/cri/chunks"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
@@ -41,7 +41,7 @@ func (s *Server) StreamImages(r *runtimeapi.StreamImagesRequest, srv grpc.Server
 	if err != nil {
 		return err
 	}
-	return stream.SendChunks(resp.GetImages(), func(c []*runtimeapi.Image) *runtimeapi.StreamImagesResponse {
+	return chunks.Send(resp.GetImages(), func(c []*runtimeapi.Image) *runtimeapi.StreamImagesResponse {
 		return &runtimeapi.StreamImagesResponse{Images: c}
 	}, srv.Send)
 }

@@ -1,8 +1,8 @@
 // Package stream is the facade's streaming: the HTTP server that serves
 // exec, attach and port-forward (SPDY and WebSocket, with the Kubernetes
 // streaming library) once the Exec, Attach and PortForward RPCs handed out
-// its URLs; the plumbing that runs an exec process wired to streams, which
-// ExecSync shares; and the chunking of the Stream* list RPCs.
+// its URLs; and the plumbing that runs an exec process wired to streams,
+// which ExecSync shares.
 //
 // It holds no CRI objects and knows no task runtime: what it needs of the
 // facade is the small interfaces below (Backend, Task, Process,

@@ -1,20 +1,20 @@
-package stream
+package chunks
 
 import (
 	"errors"
 	"testing"
 )
 
-func TestSendChunks(t *testing.T) {
-	for _, n := range []int{0, 1, Chunk - 1, Chunk, Chunk + 1, 3*Chunk + 7} {
+func TestSend(t *testing.T) {
+	for _, n := range []int{0, 1, Size - 1, Size, Size + 1, 3*Size + 7} {
 		items := make([]int, n)
 		for i := range items {
 			items[i] = i
 		}
 		var got []int
 		msgs := 0
-		err := SendChunks(items, func(c []int) *[]int { return &c }, func(m *[]int) error {
-			if len(*m) == 0 || len(*m) > Chunk {
+		err := Send(items, func(c []int) *[]int { return &c }, func(m *[]int) error {
+			if len(*m) == 0 || len(*m) > Size {
 				t.Fatalf("n=%d: a message of %d items", n, len(*m))
 			}
 			msgs++
@@ -24,7 +24,7 @@ func TestSendChunks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != n || msgs != (n+Chunk-1)/Chunk {
+		if len(got) != n || msgs != (n+Size-1)/Size {
 			t.Fatalf("n=%d: got %d items in %d messages", n, len(got), msgs)
 		}
 		for i, v := range got {
@@ -34,7 +34,7 @@ func TestSendChunks(t *testing.T) {
 		}
 	}
 	fail := errors.New("client gone")
-	if err := SendChunks([]int{1}, func(c []int) *[]int { return &c }, func(*[]int) error { return fail }); !errors.Is(err, fail) {
+	if err := Send([]int{1}, func(c []int) *[]int { return &c }, func(*[]int) error { return fail }); !errors.Is(err, fail) {
 		t.Fatalf("send error: %v", err)
 	}
 }
